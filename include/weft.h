@@ -1,0 +1,288 @@
+/*
+ * weft.h - the public interface of the weft runtime.
+ *
+ * weft runs goroutine-like tasks on a pool of OS threads (M:N, work
+ * stealing), parks tasks (not threads) when they wait, and groups tasks in
+ * nurseries so that no child outlives the scope that spawned it.
+ *
+ * Conventions (see README.md for the long form):
+ *  - Every call that can fail returns a negative errno value (-ENOMEM,
+ *    -ECANCELED, ...) and 0 or a non-negative count on success. Nothing is
+ *    reported through errno.
+ *  - Time is int64_t nanoseconds on CLOCK_MONOTONIC; WEFT_FOREVER means no
+ *    deadline. A deadline in the past is still a cancellation point.
+ *  - "May park": the calling task may be suspended and may resume on another
+ *    OS thread ("may migrate"): errno and __thread variables may then belong
+ *    to another thread. Use task locals (weft_key) or weft_pin().
+ *  - "Context": where a call may be made: a task, a plain thread, or both.
+ *
+ * This header is self-contained and compiles as C11 and as C++17.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+#define WEFT_ALIGNAS(n) alignas(n)
+extern "C" {
+#else
+#define WEFT_ALIGNAS(n) _Alignas(n)
+#endif
+
+#if defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+/* No deadline. Deadline arithmetic saturates here. */
+#define WEFT_FOREVER INT64_MAX
+
+/* ------------------------------------------------------------------------ */
+/* Runtime                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A task body: 0 = success, < 0 = -errno. A positive result is misuse: it is
+ * reported on stderr and treated as -EINVAL. */
+typedef int (*weft_fn)(void *arg);
+
+typedef enum { WEFT_IO_AUTO = 0, WEFT_IO_URING, WEFT_IO_EPOLL } weft_io_backend;
+
+typedef struct weft_config {
+    unsigned workers;          /* 0: one per CPU this process may use (affinity
+                                  mask, cgroup cpu.max quota), or WEFT_WORKERS */
+    size_t stack_size;         /* 0: 64 KiB or WEFT_STACK_SIZE; rounded up to
+                                  pages; 16 KiB .. 1 GiB */
+    unsigned io_entries;       /* 0: default submission queue size per worker */
+    weft_io_backend io;        /* AUTO: io_uring, else epoll (or WEFT_IO) */
+    unsigned blocking_threads; /* 0: 64, the cap of the weft_blocking pool */
+    bool no_signals;           /* true: leave SIGINT/SIGTERM/SIGQUIT alone */
+    uint64_t reserved_[8];     /* must be zero */
+} weft_config;
+
+/* Runs main_fn(arg) as the root task inside a root nursery on a pool of
+ * worker threads and returns when it and every task it transitively spawned
+ * have finished.
+ * May park: no (it blocks the calling thread). Context: a plain thread.
+ * Returns, in this order of precedence: -EINTR if SIGINT/SIGTERM cancelled
+ * the run; main_fn's non-zero result; the first failure of a nursery closed
+ * on main's behalf; 0. Before starting: -EBUSY if a runtime is running in
+ * this process, -EINVAL for a bad config (a message on stderr names the
+ * field), -ENOMEM, -EAGAIN (threads). cfg NULL means all defaults.
+ * Raises the soft RLIMIT_NOFILE to the hard limit, as Go does. */
+WEFT_API int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg);
+
+/* Cancels the running runtime's root scope, as SIGINT would, except that
+ * weft_run then returns the root task's result rather than -EINTR.
+ * May park: no. Context: any thread, also a signal handler. No-op when no
+ * runtime runs. */
+WEFT_API void weft_run_cancel(void);
+
+/* The scheduling seed of this run (WEFT_SEED, or one chosen at start).
+ * Context: both. 0 when no runtime has run. */
+WEFT_API uint64_t weft_seed(void);
+
+/* Lets other tasks run, then continues. Cancellation point.
+ * May park: yes. Context: task (outside a task: sched_yield, returns 0).
+ * Returns 0 or -ECANCELED. */
+WEFT_API int weft_yield(void);
+
+/* Returns -ECANCELED if the task is cancelled; yields only when the task's
+ * cooperative budget is spent. Cheap: call it in long loops.
+ * May park: yes. Context: task (outside a task: returns 0). */
+WEFT_API int weft_checkpoint(void);
+
+/* Parks for ns nanoseconds (<= 0: still a cancellation point and a yield).
+ * May park: yes. Context: task (outside: nanosleep). Returns 0, -ECANCELED. */
+WEFT_API int weft_sleep(int64_t ns);
+
+/* Parks until the CLOCK_MONOTONIC deadline. Never returns 0 early.
+ * May park: yes. Context: task (outside: clock_nanosleep). Returns 0,
+ * -ECANCELED. */
+WEFT_API int weft_sleep_until(int64_t deadline);
+
+/* CLOCK_MONOTONIC in nanoseconds. Context: both. */
+WEFT_API int64_t weft_now(void);
+
+/* True when called from a weft task. */
+WEFT_API bool weft_in_task(void);
+
+/* The calling task's id, unique for the life of the process; 0 outside. */
+WEFT_API uint64_t weft_task_id(void);
+
+/* The calling task's worker, 0..workers-1; -1 outside a task. The value may
+ * be stale after any call that may park, unless the task is pinned. */
+WEFT_API int weft_worker_id(void);
+
+/* Names the calling task (copied, truncated to 31 bytes); shown in dumps and
+ * traces. NULL clears it. No-op outside a task. */
+WEFT_API void weft_task_set_name(const char *name);
+
+/* The calling task's name ("" if unnamed); NULL outside a task. The pointer
+ * is valid until the task renames itself or returns. */
+WEFT_API const char *weft_task_name(void);
+
+/* Runs fn(arg) on the blocking-thread pool and parks until it returns; returns
+ * its result. Cancelled while fn is still queued: fn never runs and the call
+ * returns -ECANCELED; once fn started, the call always waits for it. Inside
+ * fn, weft_in_task() is false and weft_cancelled() reports the waiting
+ * task's state. Outside a task fn runs inline.
+ * May park: yes. Context: both. Returns fn's result, -ECANCELED, -ENOMEM. */
+WEFT_API int weft_blocking(weft_fn fn, void *arg);
+
+/* Keeps the calling task on its current worker: never stolen, never moved
+ * when woken. Nests (a counter). Context: task (no-op outside). */
+WEFT_API void weft_pin(void);
+WEFT_API void weft_unpin(void);
+
+/* Task-local storage. A key's destructor runs on a non-NULL value when its
+ * task returns. */
+typedef struct weft_key {
+    uint32_t id_;
+} weft_key;
+
+/* 0, -EINVAL (key NULL) or -EAGAIN (too many keys). Context: both. */
+WEFT_API int weft_key_create(weft_key *key, void (*dtor)(void *));
+/* NULL outside tasks or unset. */
+WEFT_API void *weft_task_get(weft_key key);
+/* 0, -EPERM outside tasks, -EINVAL for a key never created, -ENOMEM. */
+WEFT_API int weft_task_set(weft_key key, void *value);
+
+/* ------------------------------------------------------------------------ */
+/* Structured concurrency                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Every task belongs to a nursery; a nursery's children never outlive it:
+ * weft_nursery_close returns only when every child has finished. */
+typedef struct weft_nursery weft_nursery;
+
+/* Opens a nursery and pushes its cancel scope on the calling task.
+ * May park: no. Context: task. Returns 0, -ENOMEM (*out = NULL) or -EPERM
+ * outside a task; never fails because the task is cancelled. */
+WEFT_API int weft_nursery_open(weft_nursery **out);
+
+/* Spawns fn(arg) as a child of n. A spawn that returned 0 always runs fn
+ * (which may start already cancelled). Any task holding n may spawn into it
+ * until close returns, also while close waits.
+ * May park: no. Context: task. Returns 0, -ENOMEM, -ECANCELED (a child of n
+ * would start cancelled), -EINVAL (n or fn NULL), -EPERM from a plain thread. */
+WEFT_API int weft_spawn(weft_nursery *n, weft_fn fn, void *arg);
+
+typedef struct weft_spawn_attr {
+    size_t stack_size;     /* 0: the runtime's default; 16 KiB .. 1 GiB */
+    const char *name;      /* NULL: unnamed; copied */
+    bool pinned;           /* start pinned to the spawning task's worker */
+    uint64_t reserved_[4]; /* must be zero */
+} weft_spawn_attr;
+
+/* weft_spawn with attributes (attr NULL: defaults). -EINVAL for a bad attr. */
+WEFT_API int weft_spawn_ex(weft_nursery *n, weft_fn fn, void *arg,
+                           const weft_spawn_attr *attr);
+
+/* weft_spawn that records the spawn site (shown in dumps). The macro below
+ * routes weft_spawn calls through it; (weft_spawn)(...) calls the function. */
+WEFT_API int weft_spawn_at(weft_nursery *n, weft_fn fn, void *arg,
+                           const char *file, int line);
+#define weft_spawn(n, fn, arg) weft_spawn_at((n), (fn), (arg), __FILE__, __LINE__)
+
+/* Trio's nursery.start: spawns fn and parks until it calls
+ * weft_task_started() (returns 0) or finishes first (returns its result, or
+ * -ECHILD if it returned 0 without starting). Until then the child runs under
+ * the caller's scopes and its result goes only to this call.
+ * May park: yes. Context: task. Returns 0, the child's error, -ECHILD,
+ * -ECANCELED (caller cancelled and the child never started), -ENOMEM. */
+WEFT_API int weft_nursery_start(weft_nursery *n, weft_fn fn, void *arg);
+
+/* Called by a child being started: releases weft_nursery_start and moves
+ * the child under its nursery. Misuse (not being started) is reported. */
+WEFT_API void weft_task_started(void);
+
+/* Cancels n's scope: every child and the opener's code between open and
+ * close see -ECANCELED at their cancellation points.
+ * May park: no. Context: any task or thread that knows n is still open. */
+WEFT_API void weft_nursery_cancel(weft_nursery *n);
+
+/* Sets n's deadline (WEFT_FOREVER: none). A deadline that already passed
+ * stays passed (cancellation is sticky). May park: no. Context: as cancel. */
+WEFT_API void weft_nursery_set_deadline(weft_nursery *n, int64_t deadline);
+
+/* Parks until every child of n has finished (not a cancellation point: it
+ * always waits), pops n's scope and frees n.
+ * May park: yes. Context: the task that opened n.
+ * Returns the first child failure; else -ECANCELED if the task is cancelled
+ * by a scope outside n; else -ETIMEDOUT if n's deadline fired; else 0. */
+WEFT_API int weft_nursery_close(weft_nursery *n);
+
+/* A cancel scope. Caller-allocated, 64 bytes, 16-aligned in C and C++. */
+typedef struct weft_scope {
+    WEFT_ALIGNAS(16) unsigned char private_[64];
+} weft_scope;
+
+/* Pushes s on the calling task's scope stack with a deadline (WEFT_FOREVER:
+ * none). May park: no. Context: task. */
+WEFT_API void weft_scope_enter(weft_scope *s, int64_t deadline);
+/* Cancels s. Context: any task or thread that knows s is still entered. */
+WEFT_API void weft_scope_cancel(weft_scope *s);
+/* Moves s's deadline; a deadline that already passed stays passed. */
+WEFT_API void weft_scope_set_deadline(weft_scope *s, int64_t deadline);
+/* Shields the tasks inside s from cancels of scopes outside it (s's own
+ * deadline and cancel still count). Only the task that entered s. */
+WEFT_API void weft_scope_shield(weft_scope *s, bool on);
+/* Pops s; true if s itself was cancelled (its deadline or a call). */
+WEFT_API bool weft_scope_exit(weft_scope *s);
+/* Would a cancellation point fail now? Inside a weft_blocking body: the
+ * waiting task's state. False on other plain threads. */
+WEFT_API bool weft_cancelled(void);
+
+/* ------------------------------------------------------------------------ */
+/* Synchronization                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* A one-shot event: set once, wakes every waiter; later waits return at
+ * once. Caller-allocated; belongs to no runtime instance; works from plain
+ * threads too (they block). */
+typedef struct weft_event {
+    WEFT_ALIGNAS(8) unsigned char private_[32];
+} weft_event;
+#define WEFT_EVENT_INIT {{0}}
+
+WEFT_API void weft_event_init(weft_event *e);
+WEFT_API void weft_event_destroy(weft_event *e);
+/* Sets e and wakes all waiters. May park: no. Context: both. */
+WEFT_API void weft_event_set(weft_event *e);
+/* Parks until e is set. Cancellation point. May park: yes. Context: both.
+ * Returns 0 or -ECANCELED. */
+WEFT_API int weft_event_wait(weft_event *e);
+/* weft_event_wait with a deadline: -ETIMEDOUT when it passes. */
+WEFT_API int weft_event_wait_until(weft_event *e, int64_t deadline);
+WEFT_API bool weft_event_is_set(const weft_event *e);
+
+/* ------------------------------------------------------------------------ */
+/* Observability                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct weft_stats {
+    uint64_t tasks_spawned, tasks_live, context_switches, steals, steal_attempts,
+        worker_parks, worker_wakes, io_submitted, io_completed, timers_fired,
+        failures_dropped;
+    uint64_t reserved_[16];
+} weft_stats;
+
+/* Counters summed over workers (of the running runtime, or of the last one).
+ * Cheap; any thread. */
+WEFT_API void weft_stats_get(weft_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_H */

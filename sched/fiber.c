@@ -1,0 +1,133 @@
+/*
+ * fiber.c - what the context switch owes to sanitizers and debuggers.
+ *
+ * ASan must be told before and after every stack switch, or it reports
+ * stack-buffer errors on perfectly good frames and leaks its fake stacks;
+ * TSan must be told which fiber runs, or it mixes the shadow state of
+ * unrelated tasks (DESIGN.md trap 5). The hooks are weak references: in a
+ * plain Release build they resolve to NULL and cost one predictable branch,
+ * and the installed library still works inside a user's own ASan/TSan build,
+ * where the sanitizer runtime defines them.
+ *
+ * TSan fibers are switched with flags 0 ("sync"), so one worker's tasks are
+ * ordered by their switches; races between tasks on different workers are
+ * still found, because the runtime's hand-offs (queues, wakes) are C11
+ * atomics that TSan models.
+ */
+#include "internal.h"
+
+#include <stdint.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define WEFT__HAVE_VALGRIND 1
+#endif
+#endif
+
+extern void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                           size_t size) __attribute__((weak));
+extern void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                            size_t *size_old) __attribute__((weak));
+extern void *__tsan_get_current_fiber(void) __attribute__((weak));
+extern void *__tsan_create_fiber(unsigned flags) __attribute__((weak));
+extern void __tsan_destroy_fiber(void *fiber) __attribute__((weak));
+extern void __tsan_switch_to_fiber(void *fiber, unsigned flags) __attribute__((weak));
+
+extern void weft__ctx_trampoline(void);
+
+void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void))
+{
+    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    /* See switch_x86_64.S for the frame. After its ret, rsp = t - 16,
+     * 16-byte aligned as the trampoline's call requires. */
+    uint64_t *sp = (uint64_t *)(t - 80);
+    uint32_t *fp = (uint32_t *)sp;
+    fp[0] = 0x1F80; /* MXCSR: all exceptions masked, round to nearest */
+    fp[1] = 0x037F; /* x87 control word: the ABI's default */
+    sp[1] = 0;                       /* r15 */
+    sp[2] = 0;                       /* r14 */
+    sp[3] = 0;                       /* r13 */
+    sp[4] = (uint64_t)(uintptr_t)entry; /* r12 */
+    sp[5] = 0;                       /* rbx */
+    sp[6] = 0;                       /* rbp */
+    sp[7] = (uint64_t)(uintptr_t)weft__ctx_trampoline;
+    sp[8] = 0;
+    sp[9] = 0;
+    ctx->sp = sp;
+#elif defined(__aarch64__)
+    uint64_t *sp = (uint64_t *)(t - 176);
+    memset(sp, 0, 176);
+    sp[0] = (uint64_t)(uintptr_t)entry;                 /* x19 */
+    sp[11] = (uint64_t)(uintptr_t)weft__ctx_trampoline; /* x30 */
+    ctx->sp = sp;
+#else
+#error "weft: no context switch for this architecture"
+#endif
+}
+
+void *weft__fiber_create(void)
+{
+    return __tsan_create_fiber ? __tsan_create_fiber(0) : NULL;
+}
+
+void weft__fiber_destroy(void *f)
+{
+    if (f && __tsan_destroy_fiber)
+        __tsan_destroy_fiber(f);
+}
+
+/* Called right before weft__ctx_switch from `from_task` (NULL: the worker's
+ * scheduler context) to `to_task` (NULL: the scheduler context). A dying
+ * task hands ASan a NULL save slot so its fake stack is released. */
+void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
+                        bool from_dying)
+{
+    if (__sanitizer_start_switch_fiber) {
+        void **save = from_dying ? NULL
+                                 : (from_task ? &from_task->asan_fake : &w->sched_asan_fake);
+        const void *bottom = to_task ? (const void *)to_task->stk_lo : w->sched_stack_lo;
+        size_t size = to_task ? to_task->stk_size : w->sched_stack_size;
+        __sanitizer_start_switch_fiber(save, bottom, size);
+    }
+    if (__tsan_switch_to_fiber) {
+        void *f = to_task ? to_task->tsan_fiber : w->sched_tsan_fiber;
+        __tsan_switch_to_fiber(f, 0);
+    }
+}
+
+/* Called first thing after a switch lands in a context. */
+void weft__fiber_after(weft__worker *w, weft__task *now_task)
+{
+    if (__sanitizer_finish_switch_fiber) {
+        void *fake = now_task ? now_task->asan_fake : w->sched_asan_fake;
+        __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+    }
+}
+
+void weft__stack_register_debugger(weft__stack *s)
+{
+#ifdef WEFT__HAVE_VALGRIND
+    if (RUNNING_ON_VALGRIND)
+        s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + s->size);
+#else
+    (void)s;
+#endif
+}
+
+void weft__stack_deregister_debugger(weft__stack *s)
+{
+#ifdef WEFT__HAVE_VALGRIND
+    if (s->vg_id)
+        VALGRIND_STACK_DEREGISTER(s->vg_id);
+    s->vg_id = 0;
+#else
+    (void)s;
+#endif
+}
+
+void *weft__fiber_current(void)
+{
+    return __tsan_get_current_fiber ? __tsan_get_current_fiber() : NULL;
+}

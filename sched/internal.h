@@ -1,0 +1,546 @@
+/*
+ * sched/internal.h - the scheduler's internal interface.
+ *
+ * Glossary
+ *   task    a weft task: a control block (weft__task) plus, once it has run,
+ *           a stack. An unstarted task has no stack; a child its parent runs
+ *           inline (see structured/nursery.c) borrows the parent's stack.
+ *   worker  an OS thread running the scheduler loop (sched/worker.c). Each
+ *           has a bounded run queue, a runnext slot, an inbox for tasks that
+ *           must run on it, a timer heap and an idle futex.
+ *   rt      the running runtime (one per process at a time).
+ *
+ * Task states (t->state, written by the task's current owner)
+ *   NEW      spawned, not yet started; sits in a run queue (as a "spawn
+ *            entry") and in its nursery's unstarted list. Owned by whoever
+ *            wins the claim (t->life CLAIMED bit).
+ *   RUNNING  on a worker; its stack belongs to that worker's thread.
+ *   READY    switched out, runnable, in exactly one queue.
+ *   PARKED   switched out, waiting; no queue holds it; exactly one waker
+ *            (the winner of the wstate CAS) will make it READY.
+ *   DONE     returned; its stack went back to a pool.
+ *
+ * The park/wake protocol (sched/wait.c), the one mechanism every wait uses:
+ *   1. The task calls weft__wait_begin(): a new generation is written to
+ *      t->wstate as (gen << 8 | W_WAITING). The returned token names this
+ *      wait; a waker that holds an older token can never wake a later wait.
+ *   2. The task publishes itself where a waker can find it (a waiter list,
+ *      the timer heap, a blocking job) together with the token.
+ *   3. weft__wait_park() checks cancellation (after step 1: Dekker with the
+ *      canceller, both seq_cst), then switches to another context.
+ *   4. Any waker (a set, a timer, a cancel) does CAS(wstate, token|WAITING ->
+ *      token|reason). Exactly one wins. The winner then does
+ *      fetch_or(t->handoff, H_WOKEN).
+ *   5. On the scheduler side *after* the switch (never on the task's own
+ *      stack), the worker does fetch_or(t->handoff, H_SWITCHED).
+ *   Whichever of 4 and 5 comes second sees the other's bit and makes the task
+ *   READY. So a wake that lands before the task has left its stack cannot
+ *   run the task on two workers at once (DESIGN.md trap 1).
+ */
+#ifndef WEFT_SCHED_INTERNAL_H
+#define WEFT_SCHED_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include "weft.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WEFT__CACHELINE 64
+#define WEFT__HIDDEN __attribute__((visibility("hidden")))
+#define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+typedef struct weft__task weft__task;
+typedef struct weft__worker weft__worker;
+typedef struct weft__rt weft__rt;
+typedef struct weft__scope weft__scope;
+typedef struct weft__nursery weft__nursery;
+
+/* ---- misuse and invariants --------------------------------------------- */
+
+/* A broken runtime invariant: prints the message with task and worker, aborts. */
+WEFT__HIDDEN void weft__panic(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
+/* A user misuse: prints "weft: misuse: ..." naming the current task. */
+WEFT__HIDDEN void weft__misuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- spin lock (owned by no one in particular; brief sections only) ---- */
+
+static inline void weft__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+typedef struct {
+    atomic_uint v;
+} weft__spin;
+WEFT__HIDDEN void weft__spin_lock_slow(weft__spin *l);
+static inline void weft__spin_lock(weft__spin *l)
+{
+    /* acquire: pairs with the release in weft__spin_unlock. */
+    if (WEFT__LIKELY(atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0))
+        return;
+    weft__spin_lock_slow(l);
+}
+static inline void weft__spin_unlock(weft__spin *l)
+{
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
+/* ---- context switch (switch_*.S) --------------------------------------- */
+
+typedef struct {
+    void *sp;
+} weft__ctx;
+
+/* Saves the callee-saved registers and FP control words on the current stack,
+ * stores the stack pointer in from->sp, and resumes to->sp. */
+WEFT__HIDDEN void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
+/* Prepares ctx so that switching to it calls entry() on the stack whose
+ * highest address is top. entry must never return. */
+WEFT__HIDDEN void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void));
+
+/* ---- stacks (stack.c) --------------------------------------------------- */
+
+typedef struct weft__stack {
+    char *lo;      /* lowest usable address; the word here must stay zero */
+    size_t size;   /* usable bytes above lo */
+    bool guarded;  /* a PROT_NONE page sits below lo */
+    bool chunked;  /* carved from a shared chunk (never unmapped alone) */
+    unsigned vg_id; /* Valgrind's stack id, 0 when not running under it */
+    struct weft__stack *next;
+} weft__stack;
+
+WEFT__HIDDEN weft__stack *weft__stack_get(weft__worker *w, size_t size);
+WEFT__HIDDEN void weft__stack_put(weft__worker *w, weft__stack *s);
+WEFT__HIDDEN int weft__stack_system_init(weft__rt *rt);
+WEFT__HIDDEN void weft__stack_system_fini(weft__rt *rt);
+/* Panics, naming the task, if the stack's limit word was overwritten or sp
+ * lies below the limit. Called on the scheduler path at each switch-out. */
+WEFT__HIDDEN void weft__stack_check(weft__task *t, const void *sp);
+
+/* ---- scopes (the chain lives here; structured/ builds nurseries on it) -- */
+
+enum {
+    S_CANCELLED = 1u,    /* cancelled by a call (sticky) */
+    S_SHIELDED = 2u,     /* outer scopes do not count inside this one */
+    S_DEADLINE_HIT = 4u, /* its deadline fired and cancelled someone */
+    S_NURSERY = 8u,      /* embedded in a weft__nursery */
+};
+#define WEFT__SCOPE_MAGIC 0x5c09e5u
+
+/* The private layout of weft_scope (and the scope inside every nursery).
+ * Written by its owner; flags and deadline read by any task whose chain
+ * passes through it, so they are atomics. */
+struct weft__scope {
+    weft__scope *parent;       /* next scope outward; may belong to another task */
+    weft__task *owner;         /* the task that entered it */
+    _Atomic int64_t deadline;  /* WEFT_FOREVER: none */
+    atomic_uint flags;
+    uint32_t magic;            /* WEFT__SCOPE_MAGIC while entered */
+    weft__nursery *nursery;    /* S_NURSERY: the nursery embedding it */
+};
+_Static_assert(sizeof(weft__scope) <= sizeof(weft_scope), "weft_scope too small");
+_Static_assert(_Alignof(weft__scope) <= _Alignof(weft_scope), "weft_scope misaligned");
+
+/* ---- tasks -------------------------------------------------------------- */
+
+enum { T_NEW = 0, T_RUNNING, T_READY, T_PARKED, T_DONE };
+
+/* t->life bits: who still references the task control block. */
+enum {
+    L_CLAIMED = 1u,  /* some runner took the unstarted task */
+    L_DEQUEUED = 2u, /* the run queue's spawn entry has been consumed */
+    L_DONE = 4u,     /* the task finished */
+};
+
+/* t->handoff bits: step 4 and 5 of the park/wake protocol. */
+enum { H_WOKEN = 1u, H_SWITCHED = 2u };
+
+/* Wait reasons stored in the low byte of t->wstate. */
+enum {
+    W_IDLE = 0,     /* not waiting */
+    W_WAITING = 1,  /* parked or about to park; wakers may CAS */
+    W_WOKEN = 2,    /* a waker delivered what the task waited for */
+    W_TIMER = 3,    /* the wait's deadline (or a scope deadline) fired */
+    W_CANCEL = 4,   /* a cancel reached the task */
+};
+
+/* Wait flags for weft__wait_park. */
+enum {
+    WAIT_CANCELLABLE = 1u, /* a cancellation point */
+};
+
+#define WEFT__NAME_MAX 32
+#define WEFT__INLINE_KEYS 4
+
+struct weft__task {
+    /* Switched-out state; owned by whoever holds the task (see states). */
+    weft__ctx ctx;
+    weft__stack *stack;     /* NULL: unstarted, or running inline */
+    weft__task *stack_host; /* inline child: the task whose stack it uses */
+    char *stk_lo;           /* the stack this task runs on (own or host's) */
+    size_t stk_size;
+    void *asan_fake;        /* ASan fake-stack handle across a switch */
+    void *tsan_fiber;
+
+    weft_fn fn;
+    void *arg;
+    int result;
+    atomic_uint state;
+    atomic_uint life;
+    atomic_uint handoff;
+    _Atomic uint64_t wstate; /* gen << 8 | reason (see the protocol above) */
+    uint32_t wait_flags;
+    int64_t wait_deadline;    /* the wait's own deadline */
+    weft__scope *wait_dl_scope; /* scope whose deadline armed the timer */
+    void (*cancel_hook)(weft__task *t, void *arg); /* run by a canceller */
+    void *cancel_hook_arg;
+
+    /* Timer (timer.c): valid while armed, protected by the heap's lock. */
+    struct {
+        int64_t deadline;
+        uint64_t token;
+        int index;           /* position in the heap, -1 when not queued */
+        _Atomic(weft__worker *) owner; /* whose heap holds it; set by the task */
+    } timer;
+
+    /* Scheduling */
+    uintptr_t qnext;          /* inject list link (a tagged entry) */
+    weft__task *next;         /* inbox and misc lists */
+    weft__worker *worker;     /* the worker it last ran on */
+    weft__worker *pinned_to;  /* non-NULL while pinned */
+    int pin_count;
+    uint32_t budget;          /* cooperative checkpoint budget */
+    uint64_t id;
+
+    /* Cancellation state (scope.c): the scope chain and its cached verdict. */
+    weft__scope *scope_top;   /* innermost scope; children start at nursery's */
+    weft__scope *scope_base;  /* first scope not owned by this task */
+    uint64_t cgen;            /* rt->cancel_gen the cache was computed at */
+    bool c_cancelled;         /* cached: cancelled by a flag */
+    int64_t c_deadline;       /* cached: earliest deadline up to the shield */
+    weft__scope *c_dl_scope;  /* which scope that deadline belongs to */
+    weft__spin lock;          /* guards scope push/pop against cancel walks */
+
+    /* Structure (nursery.c) */
+    weft__nursery *nursery;   /* the nursery this task belongs to */
+    weft__task *sib_prev, *sib_next; /* in nursery's unstarted or running list */
+    bool in_unstarted;
+    weft__task *starter;      /* weft_nursery_start caller waiting on us */
+    uint64_t starter_token;
+    int start_result;
+    bool started_called;
+    weft__task *starting_head; /* tasks this task is starting (under its lock) */
+    void *arg_start_rec;       /* the starter's record while being started */
+    const char *spawn_file;
+    int spawn_line;
+
+    /* Task locals */
+    void *keys_inline[WEFT__INLINE_KEYS];
+    void **keys_ext;
+    uint32_t keys_ext_n;
+
+    char name[WEFT__NAME_MAX];
+};
+
+/* ---- the runtime and workers ------------------------------------------- */
+
+#define WEFT__RUNQ_SIZE 256u /* power of two */
+
+typedef struct {
+    /* head: consumers CAS it (owner and thieves); tail: only the owner
+     * writes it. Entries are tagged pointers: bit 0 = spawn entry. */
+    _Alignas(WEFT__CACHELINE) atomic_uint head;
+    _Alignas(WEFT__CACHELINE) atomic_uint tail;
+    _Atomic(uintptr_t) buf[WEFT__RUNQ_SIZE];
+} weft__runq;
+
+typedef struct {
+    /* Producers push onto a Treiber stack; the single consumer (the owning
+     * worker) takes the whole stack at once and reverses it (inbox.c). */
+    _Alignas(WEFT__CACHELINE) _Atomic(weft__task *) top;
+} weft__inbox;
+
+typedef struct {
+    uint64_t tasks_spawned, tasks_done, context_switches, steals, steal_attempts,
+        worker_parks, worker_wakes, timers_fired, failures_dropped;
+} weft__counters;
+
+struct weft__worker {
+    /* Owner-private (only this worker's thread touches these). */
+    _Alignas(WEFT__CACHELINE) int id;
+    weft__rt *rt;
+    weft__task *current;
+    weft__ctx sched_ctx;
+    void *sched_stack_lo; /* the thread stack, for ASan fiber switches */
+    size_t sched_stack_size;
+    void *sched_tsan_fiber;
+    void *sched_asan_fake;
+    weft__task *prev;     /* the task that just switched out */
+    int prev_action;      /* what to do with it after the switch */
+    uint32_t tick;
+    uint32_t runnext_streak;
+    uint64_t rng;
+    weft__task *pinned_head, *pinned_tail; /* drained inbox, owner FIFO */
+    weft__stack *stack_cache;
+    unsigned stack_cache_n;
+    weft__task *tcb_cache;
+    unsigned tcb_cache_n;
+    pthread_t thread;
+
+    /* Counters: written by the owner with relaxed atomics, read by anyone. */
+    _Alignas(WEFT__CACHELINE) struct {
+        _Atomic uint64_t v[sizeof(weft__counters) / sizeof(uint64_t)];
+    } ctr;
+
+    /* Shared with other workers. */
+    _Alignas(WEFT__CACHELINE) _Atomic(weft__task *) runnext;
+    weft__runq runq;
+    weft__inbox inbox;
+    _Alignas(WEFT__CACHELINE) weft__spin timer_lock;
+    weft__task **heap;
+    int heap_n, heap_cap;
+    _Atomic int64_t timer_next; /* earliest deadline, INT64_MAX if none */
+    _Alignas(WEFT__CACHELINE) atomic_uint park_word; /* idle futex */
+    atomic_bool parked;
+    atomic_bool sponsored; /* woken by wake_idle as the spinner */
+    atomic_bool running_task; /* a task is on this worker now */
+};
+
+#define WEFT__CTR_INDEX(field) (offsetof(weft__counters, field) / sizeof(uint64_t))
+#define WEFT__COUNT(w, field, n)                                                      \
+    atomic_store_explicit(&(w)->ctr.v[WEFT__CTR_INDEX(field)],                        \
+                          atomic_load_explicit(&(w)->ctr.v[WEFT__CTR_INDEX(field)],   \
+                                               memory_order_relaxed) +                \
+                              (n),                                                    \
+                          memory_order_relaxed)
+
+struct weft__rt {
+    unsigned nworkers;
+    size_t stack_size;
+    unsigned blocking_cap;
+    bool no_signals;
+    bool seeded; /* WEFT_SEED given: randomize scheduling choices */
+    uint64_t seed;
+    weft__worker *workers;
+
+    /* Global inject queue: tasks woken from outside workers and overflow. */
+    _Alignas(WEFT__CACHELINE) weft__spin inject_lock;
+    uintptr_t inject_head, inject_tail; /* tagged, linked through t->next */
+    atomic_uint inject_n;
+
+    /* Idle workers: at most one spins; a push wakes one parked worker only
+     * when none spins. */
+    _Alignas(WEFT__CACHELINE) atomic_uint nspinning;
+    atomic_uint nparked;
+    atomic_bool shutdown;
+
+    /* Bumped (seq_cst) on every cancel, deadline move or shield change;
+     * tasks cache their cancel verdict against it (scope.c). */
+    _Alignas(WEFT__CACHELINE) _Atomic uint64_t cancel_gen;
+
+    _Atomic uint64_t next_task_id;
+    atomic_int root_result;
+    atomic_int nursery_result; /* first failure of a nursery closed for main */
+    atomic_bool sig_cancelled;
+    weft__task *root;
+    weft__nursery *root_nursery;
+    atomic_uint live_tasks;
+
+    /* Stacks and task blocks shared pools (stack.c, task.c). */
+    pthread_mutex_t pool_lock;
+    weft__stack *stack_global;
+    unsigned stack_global_n;
+    weft__task *tcb_global;
+    void **slabs;
+    size_t nslabs, slabs_cap;
+    void **chunks;
+    size_t nchunks, chunks_cap;
+    atomic_long guard_budget;
+
+    /* Blocking pool (blocking.c). */
+    void *blocking;
+};
+
+extern WEFT__HIDDEN _Atomic(weft__rt *) weft__g_rt;
+extern WEFT__HIDDEN __thread weft__worker *weft__tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+static inline weft__worker *weft__self(void) { return weft__tls_worker; }
+static inline weft__task *weft__current(void)
+{
+    weft__worker *w = weft__tls_worker;
+    return w ? w->current : NULL;
+}
+
+/* ---- task.c ------------------------------------------------------------- */
+
+WEFT__HIDDEN weft__task *weft__task_alloc(weft__worker *w);
+WEFT__HIDDEN void weft__task_release(weft__task *t, unsigned bit);
+WEFT__HIDDEN void weft__task_free_all(weft__rt *rt);
+/* Runs an unstarted, claimed task to completion on the current stack (the
+ * caller's task lends it; the child may park and migrate meanwhile). */
+WEFT__HIDDEN void weft__task_run_inline(weft__task *child);
+/* The end of a task: results to its nursery, keys' destructors, release. */
+WEFT__HIDDEN void weft__task_finish(weft__task *t, int result);
+/* Remaining bytes of the current stack below the caller's frame. */
+WEFT__HIDDEN size_t weft__stack_remaining(weft__task *t);
+
+/* ---- worker.c ----------------------------------------------------------- */
+
+enum { PREV_NONE = 0, PREV_YIELD, PREV_PARK, PREV_DONE };
+
+/* Switch the current task out: reason PREV_*. Returns when it runs again. */
+WEFT__HIDDEN void weft__switch_out(weft__task *t, int reason);
+/* Makes a switched-out (or unstarted) task runnable from the current thread:
+ * runnext of the current worker, its pinned worker's inbox, or the inject
+ * queue from a plain thread. */
+WEFT__HIDDEN void weft__ready(weft__task *t, bool spawn_entry, bool lifo);
+WEFT__HIDDEN void weft__wake_idle(weft__rt *rt);
+WEFT__HIDDEN int weft__workers_start(weft__rt *rt);
+WEFT__HIDDEN void weft__worker_loop(weft__worker *w);
+WEFT__HIDDEN void weft__workers_stop(weft__rt *rt);
+WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);
+
+/* ---- runq.c / inject / inbox ------------------------------------------- */
+
+WEFT__HIDDEN void weft__runq_init(weft__runq *q);
+/* Owner only. Returns false when full (caller overflows). */
+WEFT__HIDDEN bool weft__runq_push(weft__runq *q, uintptr_t e);
+/* Owner only: moves half of q plus e to the inject queue when full. */
+WEFT__HIDDEN void weft__runq_push_or_overflow(weft__rt *rt, weft__runq *q, uintptr_t e);
+/* Owner or thief: takes the entry at the head; 0 if empty. */
+WEFT__HIDDEN uintptr_t weft__runq_pop(weft__runq *q);
+/* Thief: moves up to half of victim's entries into dst (empty, owned by the
+ * caller); returns one of them to run, 0 if none. */
+WEFT__HIDDEN uintptr_t weft__runq_steal(weft__runq *victim, weft__runq *dst);
+WEFT__HIDDEN unsigned weft__runq_len(const weft__runq *q);
+
+WEFT__HIDDEN void weft__inject_push(weft__rt *rt, uintptr_t first, uintptr_t last, unsigned n);
+WEFT__HIDDEN uintptr_t weft__inject_pop(weft__rt *rt, weft__runq *refill);
+
+WEFT__HIDDEN void weft__inbox_init(weft__inbox *q);
+WEFT__HIDDEN void weft__inbox_push(weft__inbox *q, weft__task *t);
+/* Consumer only: takes everything queued, oldest first, linked by ->next. */
+WEFT__HIDDEN weft__task *weft__inbox_take_all(weft__inbox *q);
+static inline bool weft__inbox_empty(weft__inbox *q)
+{
+    return atomic_load_explicit(&q->top, memory_order_relaxed) == NULL;
+}
+
+/* tagged queue entries */
+static inline uintptr_t weft__entry(weft__task *t, bool spawn)
+{
+    return (uintptr_t)t | (spawn ? 1u : 0u);
+}
+static inline weft__task *weft__entry_task(uintptr_t e) { return (weft__task *)(e & ~(uintptr_t)1); }
+static inline bool weft__entry_is_spawn(uintptr_t e) { return (e & 1u) != 0; }
+/* Links a tagged entry in the inject list through the task's next field. */
+static inline uintptr_t weft__entry_next(uintptr_t e) { return weft__entry_task(e)->qnext; }
+
+/* ---- idle.c: the idle-park interface (io/ re-implements it on its ring) - */
+
+WEFT__HIDDEN bool weft__idle_park(weft__worker *w, int64_t deadline);
+WEFT__HIDDEN void weft__idle_unpark(weft__worker *w);
+
+/* ---- wait.c: park/wake and per-task cancel state ------------------------ */
+
+WEFT__HIDDEN uint64_t weft__wait_begin(weft__task *t, unsigned flags);
+/* Parks t (must be current) until a waker fires token, the deadline passes
+ * (W_TIMER), or, with WAIT_CANCELLABLE, a cancel reaches it (W_CANCEL).
+ * Returns the reason. */
+WEFT__HIDDEN int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline,
+                                 unsigned flags);
+/* Fires token with a reason; true if this call won (and made t runnable). */
+WEFT__HIDDEN bool weft__wake(weft__task *t, uint64_t token, int reason);
+/* A canceller calls this with t->lock held: if t is parked in a
+ * cancellable wait and now counts as cancelled, wakes it with W_CANCEL; if
+ * its deadline moved earlier, re-arms its timer. */
+WEFT__HIDDEN void weft__wait_poke(weft__task *t);
+/* Evaluation of the cancellation rule for the current task. */
+WEFT__HIDDEN bool weft__task_cancelled(weft__task *t);
+/* The same rule evaluated without touching t's cache: for other threads
+ * (cancel walks, weft_blocking bodies) while t is parked. */
+WEFT__HIDDEN bool weft__task_cancelled_fresh(weft__task *t, int64_t *deadline);
+/* Invalidates the current task's cached verdict (its own scope stack
+ * changed). */
+static inline void weft__task_cancel_cache_reset(weft__task *t) { t->cgen = 0; }
+/* The earliest deadline on the chain up to the shield (WEFT_FOREVER). */
+WEFT__HIDDEN int64_t weft__task_deadline(weft__task *t, weft__scope **which);
+WEFT__HIDDEN int weft__cancel_point(weft__task *t);
+
+/* ---- timer.c ------------------------------------------------------------ */
+
+WEFT__HIDDEN void weft__timer_arm(weft__worker *w, weft__task *t, int64_t deadline,
+                                  uint64_t token);
+/* Removes t's timer if armed. */
+WEFT__HIDDEN void weft__timer_disarm(weft__task *t);
+/* Moves an armed timer earlier; wakes its worker if it now fires first. */
+WEFT__HIDDEN void weft__timer_move_earlier(weft__task *t, int64_t deadline);
+/* Fires every expired timer of w; returns how many it fired. */
+WEFT__HIDDEN unsigned weft__timers_run(weft__worker *w, int64_t now);
+WEFT__HIDDEN void weft__timers_fini(weft__worker *w);
+
+/* ---- rt.c ---------------------------------------------------------------- */
+
+WEFT__HIDDEN int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size,
+                                 unsigned blocking_cap, uint64_t seed, bool seeded);
+WEFT__HIDDEN void weft__rt_publish(weft__rt *rt);
+WEFT__HIDDEN void weft__rt_destroy(weft__rt *rt);
+/* Every task has finished: stop the workers. */
+WEFT__HIDDEN void weft__rt_shutdown(weft__rt *rt);
+
+/* ---- time --------------------------------------------------------------- */
+
+WEFT__HIDDEN int64_t weft__now(void);
+static inline int64_t weft__deadline_add(int64_t now, int64_t ns)
+{
+    if (ns <= 0)
+        return now;
+    if (now > WEFT_FOREVER - ns)
+        return WEFT_FOREVER;
+    return now + ns;
+}
+
+/* ---- blocking.c ---------------------------------------------------------- */
+
+WEFT__HIDDEN int weft__blocking_init(weft__rt *rt);
+WEFT__HIDDEN void weft__blocking_fini(weft__rt *rt);
+extern WEFT__HIDDEN __thread weft__task *weft__tls_blocking_for;
+
+/* ---- structured (called from sched) ------------------------------------ */
+
+/* Implemented in structured/: the task-exit hook closes nurseries a task left
+ * open and reports scopes left entered. sched calls it through this pointer
+ * only, so sched does not depend on structured. */
+extern WEFT__HIDDEN void (*weft__hook_task_exit)(weft__task *t);
+/* Delivers a finished task's result to its nursery. */
+extern WEFT__HIDDEN void (*weft__hook_task_done)(weft__task *t, int result);
+/* Moves a started task from its nursery's unstarted list to the running one. */
+extern WEFT__HIDDEN void (*weft__hook_task_started_running)(weft__task *t);
+
+/* ---- sanitizer / debugger hooks (fiber.c) ------------------------------ */
+
+WEFT__HIDDEN void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
+                                     bool from_dying);
+WEFT__HIDDEN void weft__fiber_after(weft__worker *w, weft__task *now_task);
+WEFT__HIDDEN void *weft__fiber_create(void);
+WEFT__HIDDEN void weft__fiber_destroy(void *f);
+WEFT__HIDDEN void weft__stack_register_debugger(weft__stack *s);
+WEFT__HIDDEN void weft__stack_deregister_debugger(weft__stack *s);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * rt.c - the runtime object: creation, teardown, statistics, the seed.
+ *
+ * weft_run itself lives in structured/run.c, because it opens the root
+ * nursery; this file is the part of it that only needs sched.
+ */
+#include "internal.h"
+
+void (*weft__hook_task_exit)(weft__task *t);
+void (*weft__hook_task_done)(weft__task *t, int result);
+void (*weft__hook_task_started_running)(weft__task *t);
+
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static weft__counters last_counters;
+static _Atomic uint64_t last_seed;
+
+int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsigned blocking_cap,
+                    uint64_t seed, bool seeded)
+{
+    weft__rt *rt = aligned_alloc(WEFT__CACHELINE, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    memset(rt, 0, sizeof *rt);
+    size_t wsz = ((sizeof(weft__worker) * nworkers + WEFT__CACHELINE - 1) / WEFT__CACHELINE) *
+                 WEFT__CACHELINE;
+    rt->workers = aligned_alloc(WEFT__CACHELINE, wsz);
+    if (!rt->workers) {
+        free(rt);
+        return -ENOMEM;
+    }
+    memset(rt->workers, 0, wsz);
+    rt->nworkers = nworkers;
+    rt->stack_size = stack_size;
+    rt->blocking_cap = blocking_cap;
+    rt->seed = seed;
+    rt->seeded = seeded;
+    atomic_store_explicit(&rt->cancel_gen, 1, memory_order_relaxed);
+    pthread_mutex_init(&rt->pool_lock, NULL);
+    for (unsigned i = 0; i < nworkers; i++) {
+        weft__worker *w = &rt->workers[i];
+        w->id = (int)i;
+        w->rt = rt;
+        weft__runq_init(&w->runq);
+        weft__inbox_init(&w->inbox);
+        atomic_store_explicit(&w->timer_next, WEFT_FOREVER, memory_order_relaxed);
+        /* splitmix64 of seed and id: distinct, never-zero xorshift states */
+        uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (i + 1);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        w->rng = (z ^ (z >> 31)) | 1;
+    }
+    int rc = weft__stack_system_init(rt);
+    if (rc == 0)
+        rc = weft__blocking_init(rt);
+    if (rc) {
+        free(rt->workers);
+        free(rt);
+        return rc;
+    }
+    atomic_store_explicit(&last_seed, seed, memory_order_relaxed);
+    *out = rt;
+    return 0;
+}
+
+static void sum_counters(weft__rt *rt, weft__counters *c)
+{
+    uint64_t *dst = (uint64_t *)c;
+    memset(c, 0, sizeof *c);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        for (size_t k = 0; k < sizeof *c / sizeof(uint64_t); k++)
+            dst[k] += atomic_load_explicit(&rt->workers[i].ctr.v[k], memory_order_relaxed);
+}
+
+void weft__rt_publish(weft__rt *rt)
+{
+    pthread_mutex_lock(&stats_lock);
+    atomic_store_explicit(&weft__g_rt, rt, memory_order_release);
+    pthread_mutex_unlock(&stats_lock);
+}
+
+void weft__rt_destroy(weft__rt *rt)
+{
+    pthread_mutex_lock(&stats_lock);
+    sum_counters(rt, &last_counters);
+    atomic_store_explicit(&weft__g_rt, NULL, memory_order_release);
+    pthread_mutex_unlock(&stats_lock);
+    weft__blocking_fini(rt);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__timers_fini(&rt->workers[i]);
+    weft__task_free_all(rt);
+    weft__stack_system_fini(rt);
+    pthread_mutex_destroy(&rt->pool_lock);
+    free(rt->workers);
+    free(rt);
+}
+
+void weft__rt_shutdown(weft__rt *rt)
+{
+    atomic_store_explicit(&rt->shutdown, true, memory_order_release);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__idle_unpark(&rt->workers[i]);
+}
+
+void weft_stats_get(weft_stats *out)
+{
+    if (!out)
+        return;
+    weft__counters c;
+    pthread_mutex_lock(&stats_lock);
+    weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_acquire);
+    if (rt)
+        sum_counters(rt, &c);
+    else
+        c = last_counters;
+    pthread_mutex_unlock(&stats_lock);
+    memset(out, 0, sizeof *out);
+    out->tasks_spawned = c.tasks_spawned;
+    out->tasks_live = c.tasks_spawned >= c.tasks_done ? c.tasks_spawned - c.tasks_done : 0;
+    out->context_switches = c.context_switches;
+    out->steals = c.steals;
+    out->steal_attempts = c.steal_attempts;
+    out->worker_parks = c.worker_parks;
+    out->worker_wakes = c.worker_wakes;
+    out->timers_fired = c.timers_fired;
+    out->failures_dropped = c.failures_dropped;
+}
+
+uint64_t weft_seed(void) { return atomic_load_explicit(&last_seed, memory_order_relaxed); }

@@ -1,0 +1,108 @@
+/*
+ * switch_x86_64.S - the context switch for x86-64 System V.
+ *
+ * void weft__ctx_switch(weft__ctx *from, weft__ctx *to)
+ *
+ * Saves only what the ABI says a callee must preserve: rbx, rbp, r12-r15,
+ * the MXCSR control bits and the x87 control word. Everything else is
+ * caller-saved, so the C caller has already spilled what it needs. The
+ * stack pointer goes to from->sp; to->sp is loaded and the same frame shape
+ * is popped from it. The frame, from the saved sp upward:
+ *     [mxcsr:4 fpucw:4] r15 r14 r13 r12 rbx rbp <return address>
+ * weft__ctx_init (context.c) builds that frame for a new context with r12 =
+ * the entry function and the return address = weft__ctx_trampoline.
+ */
+#if defined(__x86_64__)
+        .text
+        .globl  weft__ctx_switch
+        .hidden weft__ctx_switch
+        .type   weft__ctx_switch, @function
+        .p2align 4
+weft__ctx_switch:
+        .cfi_startproc
+        endbr64
+        pushq   %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %rbp, 0
+        pushq   %rbx
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %rbx, 0
+        pushq   %r12
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %r12, 0
+        pushq   %r13
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %r13, 0
+        pushq   %r14
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %r14, 0
+        pushq   %r15
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %r15, 0
+        subq    $8, %rsp
+        .cfi_adjust_cfa_offset 8
+        stmxcsr (%rsp)
+        fnstcw  4(%rsp)
+        movq    %rsp, (%rdi)
+        /* From here on rsp is the other context's; its frame has the same
+         * shape, so the CFI offsets above still describe it. */
+        movq    (%rsi), %rsp
+        ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        addq    $8, %rsp
+        .cfi_adjust_cfa_offset -8
+        popq    %r15
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore %r15
+        popq    %r14
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore %r14
+        popq    %r13
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore %r13
+        popq    %r12
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore %r12
+        popq    %rbx
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore %rbx
+        popq    %rbp
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore %rbp
+        ret
+        .cfi_endproc
+        .size   weft__ctx_switch, .-weft__ctx_switch
+
+/*
+ * The first code a new context runs, entered by the ret above with rsp
+ * 16-byte aligned. rip is marked undefined so debuggers, perf and
+ * unwinders stop here instead of walking into garbage.
+ */
+        .globl  weft__ctx_trampoline
+        .hidden weft__ctx_trampoline
+        .type   weft__ctx_trampoline, @function
+        .p2align 4
+weft__ctx_trampoline:
+        .cfi_startproc
+        .cfi_undefined %rip
+        endbr64
+        xorl    %ebp, %ebp
+        callq   *%r12
+        ud2     /* the entry function never returns */
+        .cfi_endproc
+        .size   weft__ctx_trampoline, .-weft__ctx_trampoline
+
+/* Mark IBT compatibility (every indirect target above has endbr64). Shadow
+ * stacks are not claimed: switching stacks with ret would violate them. */
+        .section .note.gnu.property, "a"
+        .p2align 3
+        .long   4               /* name size */
+        .long   16              /* descriptor size */
+        .long   5               /* NT_GNU_PROPERTY_TYPE_0 */
+        .asciz  "GNU"
+        .long   0xc0000002      /* GNU_PROPERTY_X86_FEATURE_1_AND */
+        .long   4
+        .long   1               /* IBT */
+        .p2align 3
+#endif
+        .section .note.GNU-stack, "", @progbits

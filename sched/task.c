@@ -1,0 +1,370 @@
+/*
+ * task.c - task control blocks, inline runs, task exit, and the small
+ * per-task calls (ids, names, pinning, task locals, yield, checkpoint).
+ *
+ * Control blocks are type-stable: they come from slabs that live until the
+ * runtime ends and are recycled through per-worker caches. A stale pointer
+ * held by a timer or a losing waker therefore always points at some task
+ * block, and the generation in t->wstate makes its CAS fail. A block is
+ * recycled when both its run-queue spawn entry has been consumed
+ * (L_DEQUEUED) and the task has finished (L_DONE): a parent that runs a
+ * child inline leaves a tombstone in the queue, and whoever meets it last
+ * frees the block.
+ */
+#include "internal.h"
+
+#include <sched.h>
+
+#define SLAB_TASKS 256
+#define TCB_CACHE_MAX 512
+#define BUDGET 64
+#define KEYS_MAX 1024
+
+static _Atomic uint64_t next_id = 1;
+static atomic_uint nkeys;
+static void (*key_dtor[KEYS_MAX])(void *);
+
+static void slab_new(weft__worker *w)
+{
+    weft__rt *rt = w->rt;
+    weft__task *slab = aligned_alloc(WEFT__CACHELINE, SLAB_TASKS * sizeof(weft__task));
+    if (!slab)
+        return;
+    memset(slab, 0, SLAB_TASKS * sizeof(weft__task));
+    pthread_mutex_lock(&rt->pool_lock);
+    if (rt->nslabs == rt->slabs_cap) {
+        size_t nc = rt->slabs_cap ? rt->slabs_cap * 2 : 64;
+        void **na = realloc(rt->slabs, nc * sizeof *na);
+        if (!na) {
+            pthread_mutex_unlock(&rt->pool_lock);
+            free(slab);
+            return;
+        }
+        rt->slabs = na;
+        rt->slabs_cap = nc;
+    }
+    rt->slabs[rt->nslabs++] = slab;
+    pthread_mutex_unlock(&rt->pool_lock);
+    for (int i = SLAB_TASKS - 1; i >= 0; i--) {
+        slab[i].next = w->tcb_cache;
+        w->tcb_cache = &slab[i];
+    }
+    w->tcb_cache_n += SLAB_TASKS;
+}
+
+weft__task *weft__task_alloc(weft__worker *w)
+{
+    if (WEFT__UNLIKELY(!w->tcb_cache)) {
+        weft__rt *rt = w->rt;
+        pthread_mutex_lock(&rt->pool_lock);
+        for (int i = 0; i < TCB_CACHE_MAX / 2 && rt->tcb_global; i++) {
+            weft__task *t = rt->tcb_global;
+            rt->tcb_global = t->next;
+            t->next = w->tcb_cache;
+            w->tcb_cache = t;
+            w->tcb_cache_n++;
+        }
+        pthread_mutex_unlock(&rt->pool_lock);
+        if (!w->tcb_cache)
+            slab_new(w);
+        if (!w->tcb_cache)
+            return NULL;
+    }
+    weft__task *t = w->tcb_cache;
+    w->tcb_cache = t->next;
+    w->tcb_cache_n--;
+    /* Everything but wstate, whose generation must keep growing across
+     * reuse so that stale tokens never match. */
+    uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_relaxed);
+    memset(t, 0, sizeof *t);
+    atomic_store_explicit(&t->wstate, ws & ~(uint64_t)0xff, memory_order_relaxed);
+    t->timer.index = -1;
+    t->budget = BUDGET;
+    t->c_deadline = WEFT_FOREVER;
+    /* Ids: a block of 1024 per worker would save the shared increment; one
+     * relaxed fetch_add is cheap enough until measured otherwise. */
+    t->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    return t;
+}
+
+static void tcb_free(weft__task *t)
+{
+    weft__worker *w = weft__self();
+    if (t->keys_ext) {
+        free(t->keys_ext);
+        t->keys_ext = NULL;
+    }
+    if (w) {
+        t->next = w->tcb_cache;
+        w->tcb_cache = t;
+        if (++w->tcb_cache_n <= TCB_CACHE_MAX)
+            return;
+        /* Hand half back to the shared list. */
+        weft__task *head = w->tcb_cache, *p = head;
+        for (int i = 1; i < TCB_CACHE_MAX / 2; i++)
+            p = p->next;
+        w->tcb_cache = p->next;
+        w->tcb_cache_n -= TCB_CACHE_MAX / 2;
+        weft__rt *rt = w->rt;
+        pthread_mutex_lock(&rt->pool_lock);
+        p->next = rt->tcb_global;
+        rt->tcb_global = head;
+        pthread_mutex_unlock(&rt->pool_lock);
+        return;
+    }
+    weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_acquire);
+    pthread_mutex_lock(&rt->pool_lock);
+    t->next = rt->tcb_global;
+    rt->tcb_global = t;
+    pthread_mutex_unlock(&rt->pool_lock);
+}
+
+void weft__task_release(weft__task *t, unsigned bit)
+{
+    if (bit) {
+        /* acq_rel: the last of DONE/DEQUEUED frees, after the other side's
+         * last access. */
+        unsigned prev = atomic_fetch_or_explicit(&t->life, bit, memory_order_acq_rel);
+        if (!(prev & L_DEQUEUED))
+            return;
+    }
+    tcb_free(t);
+}
+
+void weft__task_free_all(weft__rt *rt)
+{
+    for (size_t i = 0; i < rt->nslabs; i++) {
+        weft__task *slab = rt->slabs[i];
+        for (int k = 0; k < SLAB_TASKS; k++)
+            free(slab[k].keys_ext);
+        free(slab);
+    }
+    free(rt->slabs);
+    rt->slabs = NULL;
+    rt->nslabs = rt->slabs_cap = 0;
+    rt->tcb_global = NULL;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        rt->workers[i].tcb_cache = NULL;
+        rt->workers[i].tcb_cache_n = 0;
+    }
+}
+
+static void run_key_dtors(weft__task *t)
+{
+    unsigned n = atomic_load_explicit(&nkeys, memory_order_acquire);
+    /* Destructors may set keys again (as with pthreads): a few rounds. */
+    for (int round = 0; round < 4; round++) {
+        bool any = false;
+        for (unsigned k = 0; k < n; k++) {
+            void **slot = k < WEFT__INLINE_KEYS ? &t->keys_inline[k]
+                          : (k - WEFT__INLINE_KEYS < t->keys_ext_n)
+                              ? &t->keys_ext[k - WEFT__INLINE_KEYS]
+                              : NULL;
+            if (!slot || !*slot)
+                continue;
+            void *v = *slot;
+            *slot = NULL;
+            if (key_dtor[k]) {
+                key_dtor[k](v);
+                any = true;
+            }
+        }
+        if (!any)
+            break;
+    }
+}
+
+void weft__task_finish(weft__task *t, int result)
+{
+    if (result > 0) {
+        weft__misuse("task body returned %d; a task returns 0 or -errno (treated as -EINVAL)",
+                     result);
+        result = -EINVAL;
+    }
+    if (weft__hook_task_exit)
+        weft__hook_task_exit(t);
+    run_key_dtors(t);
+    t->pin_count = 0;
+    t->pinned_to = NULL;
+    t->result = result;
+    atomic_store_explicit(&t->state, T_DONE, memory_order_relaxed);
+    weft__worker *w = weft__self();
+    WEFT__COUNT(w, tasks_done, 1);
+    if (weft__hook_task_done)
+        weft__hook_task_done(t, result);
+}
+
+void weft__task_run_inline(weft__task *c)
+{
+    weft__worker *w = weft__self();
+    weft__task *host = w->current;
+    c->stack_host = host;
+    c->stk_lo = host->stk_lo;
+    c->stk_size = host->stk_size;
+    c->tsan_fiber = host->tsan_fiber;
+    if (weft__hook_task_started_running)
+        weft__hook_task_started_running(c);
+    w->current = c;
+    c->worker = w;
+    atomic_store_explicit(&c->state, T_RUNNING, memory_order_relaxed);
+    int r = c->fn(c->arg);
+    weft__task_finish(c, r);
+    /* c may have parked and resumed elsewhere: the host continues where c
+     * finished. */
+    w = weft__self();
+    w->current = host;
+    host->worker = w;
+    weft__task_release(c, L_DONE);
+}
+
+/* ---- small public calls -------------------------------------------------- */
+
+bool weft_in_task(void) { return weft__current() != NULL; }
+
+uint64_t weft_task_id(void)
+{
+    weft__task *t = weft__current();
+    return t ? t->id : 0;
+}
+
+int weft_worker_id(void)
+{
+    weft__worker *w = weft__self();
+    return w && w->current ? w->id : -1;
+}
+
+void weft_task_set_name(const char *name)
+{
+    weft__task *t = weft__current();
+    if (!t)
+        return;
+    if (!name) {
+        t->name[0] = 0;
+        return;
+    }
+    strncpy(t->name, name, WEFT__NAME_MAX - 1);
+    t->name[WEFT__NAME_MAX - 1] = 0;
+}
+
+const char *weft_task_name(void)
+{
+    weft__task *t = weft__current();
+    return t ? t->name : NULL;
+}
+
+void weft_pin(void)
+{
+    weft__worker *w = weft__self();
+    weft__task *t = w ? w->current : NULL;
+    if (!t)
+        return;
+    if (t->pin_count++ == 0)
+        t->pinned_to = w;
+}
+
+void weft_unpin(void)
+{
+    weft__task *t = weft__current();
+    if (!t)
+        return;
+    if (t->pin_count == 0) {
+        weft__misuse("weft_unpin without a matching weft_pin");
+        return;
+    }
+    if (--t->pin_count == 0)
+        t->pinned_to = NULL;
+}
+
+int weft_key_create(weft_key *key, void (*dtor)(void *))
+{
+    if (!key)
+        return -EINVAL;
+    unsigned k = atomic_load_explicit(&nkeys, memory_order_relaxed);
+    do {
+        if (k >= KEYS_MAX)
+            return -EAGAIN;
+    } while (!atomic_compare_exchange_weak_explicit(&nkeys, &k, k + 1, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    key_dtor[k] = dtor;
+    key->id_ = k + 1; /* 0 stays "never created" */
+    return 0;
+}
+
+void *weft_task_get(weft_key key)
+{
+    weft__task *t = weft__current();
+    if (!t || key.id_ == 0)
+        return NULL;
+    unsigned k = key.id_ - 1;
+    if (k < WEFT__INLINE_KEYS)
+        return t->keys_inline[k];
+    k -= WEFT__INLINE_KEYS;
+    return k < t->keys_ext_n ? t->keys_ext[k] : NULL;
+}
+
+int weft_task_set(weft_key key, void *value)
+{
+    weft__task *t = weft__current();
+    if (!t)
+        return -EPERM;
+    if (key.id_ == 0 || key.id_ > atomic_load_explicit(&nkeys, memory_order_acquire))
+        return -EINVAL;
+    unsigned k = key.id_ - 1;
+    if (k < WEFT__INLINE_KEYS) {
+        t->keys_inline[k] = value;
+        return 0;
+    }
+    k -= WEFT__INLINE_KEYS;
+    if (k >= t->keys_ext_n) {
+        if (!value)
+            return 0;
+        uint32_t n = k + 8;
+        void **na = realloc(t->keys_ext, n * sizeof *na);
+        if (!na)
+            return -ENOMEM;
+        memset(na + t->keys_ext_n, 0, (n - t->keys_ext_n) * sizeof *na);
+        t->keys_ext = na;
+        t->keys_ext_n = n;
+    }
+    t->keys_ext[k] = value;
+    return 0;
+}
+
+/* Something else could run here now? (cheap, local view only) */
+static bool others_runnable(weft__worker *w)
+{
+    return atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
+           weft__runq_len(&w->runq) || w->pinned_head || !weft__inbox_empty(&w->inbox) ||
+           atomic_load_explicit(&w->rt->inject_n, memory_order_relaxed) ||
+           atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= weft__now();
+}
+
+int weft_yield(void)
+{
+    weft__worker *w = weft__self();
+    weft__task *t = w ? w->current : NULL;
+    if (!t) {
+        sched_yield();
+        return 0;
+    }
+    if (weft__task_cancelled(t))
+        return -ECANCELED;
+    t->budget = BUDGET;
+    if (atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= weft__now())
+        weft__timers_run(w, weft__now());
+    if (others_runnable(w))
+        weft__switch_out(t, PREV_YIELD);
+    return weft__task_cancelled(t) ? -ECANCELED : 0;
+}
+
+int weft_checkpoint(void)
+{
+    weft__task *t = weft__current();
+    if (!t)
+        return 0;
+    if (weft__task_cancelled(t))
+        return -ECANCELED;
+    if (--t->budget == 0)
+        return weft_yield();
+    return 0;
+}

@@ -1,0 +1,87 @@
+/*
+ * util.c - panics, misuse reports, the spin lock's slow path, the clock.
+ */
+#include "internal.h"
+
+#include <sched.h>
+#include <stdarg.h>
+#include <time.h>
+#include <unistd.h>
+
+static void describe_self(char *buf, size_t n)
+{
+    weft__worker *w = weft__self();
+    weft__task *t = w ? w->current : NULL;
+    if (t)
+        snprintf(buf, n, "task %llu \"%s\" on worker %d", (unsigned long long)t->id, t->name,
+                 w->id);
+    else if (w)
+        snprintf(buf, n, "worker %d (scheduler)", w->id);
+    else
+        snprintf(buf, n, "a plain thread");
+}
+
+static void vreport(const char *kind, const char *fmt, va_list ap)
+{
+    char who[96], msg[512], line[700];
+    describe_self(who, sizeof who);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    int len = snprintf(line, sizeof line, "weft: %s: %s (in %s)\n", kind, msg, who);
+    if (len > (int)sizeof line - 1)
+        len = (int)sizeof line - 1;
+    /* One write so concurrent reports do not interleave mid-line. */
+    ssize_t r = write(2, line, (size_t)len);
+    (void)r;
+}
+
+void weft__panic(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport("panic", fmt, ap);
+    va_end(ap);
+    weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_relaxed);
+    if (rt && rt->seeded) {
+        char line[80];
+        int len = snprintf(line, sizeof line, "weft: WEFT_SEED=%llu\n",
+                           (unsigned long long)rt->seed);
+        ssize_t r = write(2, line, (size_t)len);
+        (void)r;
+    }
+    abort();
+}
+
+void weft__misuse(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport("misuse", fmt, ap);
+    va_end(ap);
+}
+
+void weft__spin_lock_slow(weft__spin *l)
+{
+    unsigned spins = 0;
+    for (;;) {
+        /* Wait for a release without hammering the line, then retry. The
+         * holder may have been preempted (more threads than cores), so after
+         * a short spin give the CPU away instead of burning the time slice. */
+        while (atomic_load_explicit(&l->v, memory_order_relaxed) != 0) {
+            if (++spins < 128)
+                weft__cpu_relax();
+            else
+                sched_yield();
+        }
+        if (atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0)
+            return;
+    }
+}
+
+int64_t weft__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t weft_now(void) { return weft__now(); }

@@ -1,0 +1,225 @@
+/*
+ * wait.c - the one park/wake primitive, and the per-task cancel state.
+ *
+ * Every wait in weft (sleep, event, nursery close, start, blocking jobs, and
+ * later channels, mutexes and I/O) is: weft__wait_begin, publish the token,
+ * weft__wait_park; and on the other side weft__wake with the token. The
+ * protocol and its proof are at the top of internal.h.
+ *
+ * Cancellation state. A task's scope chain (t->scope_top, linked through
+ * scope->parent into the scopes of the nursery it was spawned in and on
+ * outward) decides whether it is cancelled: walk from the innermost scope
+ * outward, stop after the first shielded one; any cancelled flag, or any
+ * deadline that has passed, means cancelled. The verdict and the earliest
+ * deadline are cached per task against rt->cancel_gen, which every cancel,
+ * deadline move and shield change bumps (seq_cst). So a cancellation point
+ * usually costs one shared load, plus a clock read when a deadline exists.
+ *
+ * Lost-cancel freedom (Dekker): a canceller sets the flag, bumps cancel_gen
+ * and then reads each task's wstate (all seq_cst); a task stores W_WAITING
+ * and then loads cancel_gen (seq_cst). One of them sees the other: either
+ * the task sees the new generation and re-evaluates (finding the flag), or
+ * the canceller sees W_WAITING and fires the wait.
+ */
+#include "internal.h"
+
+#define WS_REASON(ws) ((int)((ws)&0xffu))
+#define WS_TOKEN(ws) ((ws) & ~(uint64_t)0xffu)
+
+static weft__rt *rt_of(void) { return atomic_load_explicit(&weft__g_rt, memory_order_acquire); }
+
+/* Walks t's chain. Reads only atomics and links that cannot change while the
+ * caller holds t (running it, or holding t->lock while t is parked). */
+static bool chain_eval(weft__task *t, int64_t *deadline, weft__scope **which)
+{
+    bool cancelled = false;
+    int64_t dl = WEFT_FOREVER;
+    weft__scope *w = NULL;
+    for (weft__scope *s = t->scope_top; s; s = s->parent) {
+        unsigned f = atomic_load_explicit(&s->flags, memory_order_seq_cst);
+        if (f & S_CANCELLED)
+            cancelled = true;
+        int64_t d = atomic_load_explicit(&s->deadline, memory_order_relaxed);
+        if (d < dl) {
+            dl = d;
+            w = s;
+        }
+        if (f & S_SHIELDED)
+            break;
+    }
+    *deadline = dl;
+    if (which)
+        *which = w;
+    return cancelled;
+}
+
+static void refresh(weft__task *t)
+{
+    weft__rt *rt = rt_of();
+    uint64_t g = atomic_load_explicit(&rt->cancel_gen, memory_order_seq_cst);
+    if (WEFT__LIKELY(t->cgen == g))
+        return;
+    t->c_cancelled = chain_eval(t, &t->c_deadline, &t->c_dl_scope);
+    t->cgen = g;
+}
+
+bool weft__task_cancelled(weft__task *t)
+{
+    refresh(t);
+    if (t->c_cancelled)
+        return true;
+    if (t->c_deadline != WEFT_FOREVER && t->c_deadline <= weft__now()) {
+        /* The deadline fired: remember it on its scope (nursery close reports
+         * -ETIMEDOUT from this). */
+        if (t->c_dl_scope)
+            atomic_fetch_or_explicit(&t->c_dl_scope->flags, S_DEADLINE_HIT,
+                                     memory_order_relaxed);
+        return true;
+    }
+    return false;
+}
+
+int64_t weft__task_deadline(weft__task *t, weft__scope **which)
+{
+    refresh(t);
+    if (which)
+        *which = t->c_dl_scope;
+    return t->c_deadline;
+}
+
+bool weft__task_cancelled_fresh(weft__task *t, int64_t *deadline)
+{
+    int64_t dl;
+    bool c = chain_eval(t, &dl, NULL);
+    if (deadline)
+        *deadline = dl;
+    return c || (dl != WEFT_FOREVER && dl <= weft__now());
+}
+
+int weft__cancel_point(weft__task *t) { return weft__task_cancelled(t) ? -ECANCELED : 0; }
+
+uint64_t weft__wait_begin(weft__task *t, unsigned flags)
+{
+    uint64_t tok = (WS_TOKEN(atomic_load_explicit(&t->wstate, memory_order_relaxed)) + 0x100u);
+    t->wait_flags = flags;
+    t->cancel_hook = NULL;
+    t->wait_dl_scope = NULL;
+    /* Nobody can touch handoff now: the previous wait's waker finished with
+     * it before the task could run again. */
+    atomic_store_explicit(&t->handoff, 0, memory_order_relaxed);
+    /* seq_cst: the task's half of the Dekker pair with cancellers. */
+    atomic_store_explicit(&t->wstate, tok | W_WAITING, memory_order_seq_cst);
+    return tok;
+}
+
+bool weft__wake(weft__task *t, uint64_t token, int reason)
+{
+    uint64_t expect = token | W_WAITING;
+    /* acq_rel: the winner's writes (results, the waker's data) happen-before
+     * the task reads its reason after resuming. */
+    if (!atomic_compare_exchange_strong_explicit(&t->wstate, &expect, token | (unsigned)reason,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false;
+    if (reason == W_CANCEL && t->cancel_hook)
+        t->cancel_hook(t, t->cancel_hook_arg);
+    /* Step 4: pairs with the fetch_or in after_switch (worker.c). */
+    unsigned prev = atomic_fetch_or_explicit(&t->handoff, H_WOKEN, memory_order_acq_rel);
+    if (prev & H_SWITCHED)
+        weft__ready(t, false, reason == W_WOKEN);
+    return true;
+}
+
+int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned flags)
+{
+    weft__worker *w = weft__self();
+    t->wait_deadline = deadline;
+    int64_t eff = deadline;
+    if (flags & WAIT_CANCELLABLE) {
+        if (weft__task_cancelled(t)) {
+            uint64_t expect = token | W_WAITING;
+            if (atomic_compare_exchange_strong_explicit(&t->wstate, &expect, token | W_CANCEL,
+                                                        memory_order_acq_rel,
+                                                        memory_order_acquire))
+                return W_CANCEL;
+            /* Someone else fired first: it will make us runnable once we
+             * have switched out, so park normally. */
+        } else {
+            weft__scope *sc;
+            int64_t dl = weft__task_deadline(t, &sc);
+            if (dl < eff) {
+                eff = dl;
+                t->wait_dl_scope = sc;
+            }
+        }
+    }
+    bool armed = false;
+    if (eff != WEFT_FOREVER) {
+        weft__timer_arm(w, t, eff, token);
+        armed = true;
+    }
+    weft__switch_out(t, PREV_PARK);
+    if (armed)
+        weft__timer_disarm(t);
+    int reason = WS_REASON(atomic_load_explicit(&t->wstate, memory_order_acquire));
+    if (reason == W_TIMER && t->wait_dl_scope &&
+        (deadline == WEFT_FOREVER || weft__now() < deadline)) {
+        /* A scope's deadline fired, not the wait's own: that is a cancel. If
+         * the deadline was moved later meanwhile, the fire still happened
+         * first; keep it sticky. */
+        weft__scope *s = t->wait_dl_scope;
+        atomic_fetch_or_explicit(&s->flags, S_DEADLINE_HIT, memory_order_relaxed);
+        if (atomic_load_explicit(&s->deadline, memory_order_relaxed) > weft__now()) {
+            atomic_fetch_or_explicit(&s->flags, S_CANCELLED, memory_order_seq_cst);
+            atomic_fetch_add_explicit(&rt_of()->cancel_gen, 1, memory_order_seq_cst);
+        }
+        reason = W_CANCEL;
+    }
+    return reason;
+}
+
+void weft__wait_poke(weft__task *t)
+{
+    uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_seq_cst);
+    if (WS_REASON(ws) != W_WAITING || !(t->wait_flags & WAIT_CANCELLABLE))
+        return;
+    int64_t dl;
+    if (weft__task_cancelled_fresh(t, &dl)) {
+        weft__wake(t, WS_TOKEN(ws), W_CANCEL);
+        return;
+    }
+    if (dl != WEFT_FOREVER)
+        weft__timer_move_earlier(t, dl);
+}
+
+/* ---- public cancellation points of the core ---------------------------- */
+
+bool weft_cancelled(void)
+{
+    weft__task *t = weft__current();
+    if (t)
+        return weft__task_cancelled(t);
+    if (weft__tls_blocking_for)
+        return weft__task_cancelled_fresh(weft__tls_blocking_for, NULL);
+    return false;
+}
+
+int weft_sleep_until(int64_t deadline)
+{
+    weft__task *t = weft__current();
+    if (!t) {
+        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+        while (weft__now() < deadline &&
+               clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+        return 0;
+    }
+    if (weft__task_cancelled(t))
+        return -ECANCELED;
+    if (deadline <= weft__now())
+        return weft_yield();
+    uint64_t tok = weft__wait_begin(t, WAIT_CANCELLABLE);
+    int r = weft__wait_park(t, tok, deadline, WAIT_CANCELLABLE);
+    return r == W_CANCEL ? -ECANCELED : 0;
+}
+
+int weft_sleep(int64_t ns) { return weft_sleep_until(weft__deadline_add(weft__now(), ns)); }

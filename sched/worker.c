@@ -1,0 +1,605 @@
+/*
+ * worker.c - the worker loop, task switching, readying and idle workers.
+ *
+ * A worker runs tasks from, in order: its runnext slot (a task it just woke:
+ * message-passing pairs stay on one worker), its pinned FIFO, its run queue,
+ * and every 61st tick the global inject queue first (fairness). Out of local
+ * work it fires expired timers, takes from the inject queue, and - if no
+ * other worker is spinning - becomes the one spinner and steals half of a
+ * random victim's queue. Still nothing: it parks behind the idle interface.
+ *
+ * Switching. A task that yields, parks or finishes picks its successor from
+ * the local sources itself and switches to it directly (one switch, not two);
+ * only when there is none does it switch to the worker's scheduler context.
+ * Whatever context runs next first calls after_switch(), which finishes the
+ * hand-off of the task that just left (requeue it, commit its park, or free
+ * its stack). That is the "after the switch, on the scheduler side" of the
+ * park/wake protocol: the old stack is no longer in use when a waker may see
+ * the task as switched out.
+ *
+ * Idle workers (no lost wakeup, at most one spinner):
+ *   worker: parked = true; fence; recheck all queues; sleep.
+ *   pusher: publish the task;  fence; if nobody spins and someone is parked,
+ *           become the spinner's sponsor (nspinning 0 -> 1) and unpark one.
+ * The two fences make it a Dekker pair: either the worker's recheck sees the
+ * task or the pusher sees the parked flag. Wakes into runnext never unpark
+ * anyone: the woken task runs on the waker's worker right after it.
+ */
+#include "internal.h"
+
+#include <sched.h>
+#include <signal.h>
+
+__thread weft__worker *weft__tls_worker __attribute__((tls_model("initial-exec")));
+_Atomic(weft__rt *) weft__g_rt;
+
+#define RUNNEXT_STREAK_MAX 16
+#define INJECT_EVERY 61
+#define SPIN_ROUNDS 64
+#define RUNNEXT_STEAL_DELAY_NS 3000
+
+extern void *weft__fiber_current(void);
+
+#if defined(__SANITIZE_THREAD__)
+#define WEFT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT__TSAN 1
+#endif
+#endif
+
+/* A sequentially consistent fence. TSan does not model fences, so its build
+ * uses an RMW on one shared word, which orders the same way (DESIGN.md). */
+#ifdef WEFT__TSAN
+static atomic_uint fence_word;
+#endif
+static inline void fence_sc(void)
+{
+#ifdef WEFT__TSAN
+    atomic_fetch_add_explicit(&fence_word, 0, memory_order_seq_cst);
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
+uint64_t weft__rand(weft__worker *w)
+{
+    /* xorshift64*: seeded from WEFT_SEED and the worker id. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ---- making tasks runnable --------------------------------------------- */
+
+static void pinned_push(weft__worker *w, uintptr_t e)
+{
+    weft__task *t = weft__entry_task(e);
+    t->qnext = 0;
+    if (w->pinned_tail)
+        weft__entry_task((uintptr_t)w->pinned_tail)->qnext = e;
+    else
+        w->pinned_head = (weft__task *)e;
+    w->pinned_tail = (weft__task *)e;
+}
+
+static uintptr_t pinned_pop(weft__worker *w)
+{
+    uintptr_t e = (uintptr_t)w->pinned_head;
+    if (!e)
+        return 0;
+    uintptr_t nx = weft__entry_task(e)->qnext;
+    w->pinned_head = (weft__task *)nx;
+    if (!nx)
+        w->pinned_tail = NULL;
+    return e;
+}
+
+void weft__wake_idle(weft__rt *rt)
+{
+    fence_sc(); /* pairs with the fence in park_worker (Dekker) */
+    if (atomic_load_explicit(&rt->nspinning, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&rt->nparked, memory_order_relaxed) == 0)
+        return;
+    unsigned zero = 0;
+    if (!atomic_compare_exchange_strong_explicit(&rt->nspinning, &zero, 1, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return; /* someone spins: it will find the work */
+    weft__worker *self = weft__self();
+    unsigned start = self ? (unsigned)weft__rand(self) : 0;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        weft__worker *v = &rt->workers[(start + i) % rt->nworkers];
+        bool yes = true;
+        if (atomic_load_explicit(&v->parked, memory_order_relaxed) &&
+            atomic_compare_exchange_strong_explicit(&v->parked, &yes, false, memory_order_seq_cst,
+                                                    memory_order_relaxed)) {
+            atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
+            /* v wakes up as the spinner we sponsored above. */
+            atomic_store_explicit(&v->sponsored, true, memory_order_relaxed);
+            weft__idle_unpark(v);
+            return;
+        }
+    }
+    atomic_fetch_sub_explicit(&rt->nspinning, 1, memory_order_seq_cst);
+}
+
+static void unpark_if_parked(weft__rt *rt, weft__worker *v)
+{
+    fence_sc();
+    bool yes = true;
+    if (atomic_load_explicit(&v->parked, memory_order_relaxed) &&
+        atomic_compare_exchange_strong_explicit(&v->parked, &yes, false, memory_order_seq_cst,
+                                                memory_order_relaxed)) {
+        atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
+        /* It did not come up as a spinner: it has its own inbox to run. */
+        weft__idle_unpark(v);
+    }
+}
+
+void weft__ready(weft__task *t, bool spawn_entry, bool lifo)
+{
+    weft__worker *w = weft__self();
+    weft__rt *rt = w ? w->rt : atomic_load_explicit(&weft__g_rt, memory_order_acquire);
+    uintptr_t e = weft__entry(t, spawn_entry);
+    if (!spawn_entry)
+        atomic_store_explicit(&t->state, T_READY, memory_order_relaxed);
+    weft__worker *pin = t->pinned_to;
+    if (pin) {
+        if (pin == w && w->current != NULL) {
+            pinned_push(w, e);
+        } else {
+            /* Only resumes cross workers this way; a pinned spawn is always
+             * made by a task running on the pinned worker. */
+            weft__inbox_push(&pin->inbox, t);
+            unpark_if_parked(rt, pin);
+        }
+        return;
+    }
+    if (!w) {
+        t->qnext = 0;
+        weft__inject_push(rt, e, e, 1);
+        weft__wake_idle(rt);
+        return;
+    }
+    if (lifo && !(rt->seeded && (weft__rand(w) & 1))) {
+        weft__task *old = atomic_exchange_explicit(&w->runnext, t, memory_order_acq_rel);
+        if (!old)
+            return;
+        e = weft__entry(old, false);
+    }
+    weft__runq_push_or_overflow(rt, &w->runq, e);
+    weft__wake_idle(rt);
+}
+
+/* ---- picking the next task --------------------------------------------- */
+
+static void drain_inbox(weft__worker *w)
+{
+    weft__task *t = weft__inbox_take_all(&w->inbox);
+    while (t) {
+        weft__task *nx = t->next;
+        pinned_push(w, weft__entry(t, false));
+        t = nx;
+    }
+}
+
+/* Claims a queue entry: resume entries are always ours; a spawn entry may
+ * be a tombstone if the parent already ran the child inline. */
+static weft__task *claim(weft__worker *w, uintptr_t e)
+{
+    weft__task *t = weft__entry_task(e);
+    if (!weft__entry_is_spawn(e))
+        return t;
+    unsigned prev =
+        atomic_fetch_or_explicit(&t->life, L_CLAIMED | L_DEQUEUED, memory_order_acq_rel);
+    if (prev & L_CLAIMED) {
+        if (prev & L_DONE)
+            weft__task_release(t, 0); /* both bits now set: free it */
+        return NULL;
+    }
+    (void)w;
+    return t;
+}
+
+static uintptr_t take_runnext(weft__worker *w)
+{
+    weft__task *t = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    if (!t) {
+        w->runnext_streak = 0;
+        return 0;
+    }
+    bool rotate = ++w->runnext_streak > RUNNEXT_STREAK_MAX ||
+                  (w->rt->seeded && (weft__rand(w) & 3) == 0);
+    if (rotate && weft__runq_len(&w->runq) > 0) {
+        /* Fairness bound: a ping-ponging pair must not starve the queue. */
+        w->runnext_streak = 0;
+        t = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acq_rel);
+        if (t)
+            weft__runq_push_or_overflow(w->rt, &w->runq, weft__entry(t, false));
+        return 0;
+    }
+    t = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acq_rel);
+    return t ? weft__entry(t, false) : 0;
+}
+
+static weft__task *pick_local(weft__worker *w)
+{
+    weft__rt *rt = w->rt;
+    for (;;) {
+        uintptr_t e = 0;
+        w->tick++;
+        if (w->tick % INJECT_EVERY == 0)
+            e = weft__inject_pop(rt, &w->runq);
+        if (!weft__inbox_empty(&w->inbox))
+            drain_inbox(w);
+        if (!e)
+            e = take_runnext(w);
+        if (!e && w->pinned_head && (w->tick & 1))
+            e = pinned_pop(w);
+        if (!e)
+            e = weft__runq_pop(&w->runq);
+        if (!e)
+            e = pinned_pop(w);
+        if (!e)
+            return NULL;
+        weft__task *t = claim(w, e);
+        if (t)
+            return t;
+    }
+}
+
+extern void weft__task_entry(void);
+
+/* Gives a freshly claimed task a stack and a context. */
+static void prepare(weft__worker *w, weft__task *t)
+{
+    if (t->stack || t->stack_host)
+        return;
+    size_t sz = t->stk_size ? t->stk_size : w->rt->stack_size;
+    weft__stack *s = weft__stack_get(w, sz);
+    if (!s)
+        weft__panic("out of memory for the stack of task %llu \"%s\" (%zu bytes); a spawn "
+                    "that returned 0 must run",
+                    (unsigned long long)t->id, t->name, sz);
+    t->stack = s;
+    t->stk_lo = s->lo;
+    t->stk_size = s->size;
+    t->tsan_fiber = weft__fiber_create();
+    t->asan_fake = NULL;
+    weft__ctx_init(&t->ctx, s->lo + s->size, weft__task_entry);
+    if (weft__hook_task_started_running)
+        weft__hook_task_started_running(t);
+}
+
+/* ---- after a switch ----------------------------------------------------- */
+
+static void after_switch(weft__worker *w)
+{
+    weft__task *p = w->prev;
+    if (!p)
+        return;
+    w->prev = NULL;
+    int a = w->prev_action;
+    WEFT__COUNT(w, context_switches, 1);
+    switch (a) {
+    case PREV_YIELD:
+        weft__stack_check(p, p->ctx.sp);
+        atomic_store_explicit(&p->state, T_READY, memory_order_relaxed);
+        if (p->pinned_to)
+            pinned_push(w, weft__entry(p, false));
+        else
+            weft__runq_push_or_overflow(w->rt, &w->runq, weft__entry(p, false));
+        break;
+    case PREV_PARK: {
+        weft__stack_check(p, p->ctx.sp);
+        atomic_store_explicit(&p->state, T_PARKED, memory_order_relaxed);
+        /* Step 5 of the protocol; acq_rel pairs with the waker's fetch_or. */
+        unsigned prev = atomic_fetch_or_explicit(&p->handoff, H_SWITCHED, memory_order_acq_rel);
+        if (prev & H_WOKEN)
+            weft__ready(p, false, true);
+        break;
+    }
+    case PREV_DONE:
+        if (p->stack) {
+            weft__stack_check(p, p->stack->lo + p->stack->size);
+            weft__stack_put(w, p->stack);
+            p->stack = NULL;
+        }
+        weft__fiber_destroy(p->tsan_fiber);
+        p->tsan_fiber = NULL;
+        weft__task_release(p, L_DONE);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Runs from the scheduler context. */
+static void run_task(weft__worker *w, weft__task *t)
+{
+    prepare(w, t);
+    w->current = t;
+    t->worker = w;
+    atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&w->running_task, true, memory_order_relaxed);
+    weft__fiber_before(w, NULL, t, false);
+    weft__ctx_switch(&w->sched_ctx, &t->ctx);
+    weft__fiber_after(w, NULL);
+    atomic_store_explicit(&w->running_task, false, memory_order_relaxed);
+    after_switch(w);
+}
+
+void weft__switch_out(weft__task *t, int reason)
+{
+    weft__worker *w = weft__self();
+    w->prev = t;
+    w->prev_action = reason;
+    weft__task *next = pick_local(w);
+    if (next) {
+        prepare(w, next);
+        w->current = next;
+        next->worker = w;
+        atomic_store_explicit(&next->state, T_RUNNING, memory_order_relaxed);
+        weft__fiber_before(w, t, next, reason == PREV_DONE);
+        weft__ctx_switch(&t->ctx, &next->ctx);
+    } else {
+        w->current = NULL;
+        weft__fiber_before(w, t, NULL, reason == PREV_DONE);
+        weft__ctx_switch(&t->ctx, &w->sched_ctx);
+    }
+    /* Running again, maybe on another worker: re-read the thread's worker. */
+    w = weft__self();
+    weft__fiber_after(w, t);
+    after_switch(w);
+}
+
+/* The first code of every task that runs on its own stack. */
+void weft__task_entry(void)
+{
+    weft__worker *w = weft__self();
+    weft__task *t = w->current;
+    weft__fiber_after(w, t);
+    after_switch(w);
+    int r = t->fn(t->arg);
+    weft__task_finish(t, r);
+    weft__switch_out(t, PREV_DONE);
+    weft__panic("a finished task was resumed");
+}
+
+/* ---- finding work when the local sources are empty --------------------- */
+
+static weft__task *steal_runnext(weft__worker *w, weft__worker *v)
+{
+    weft__task *t = atomic_load_explicit(&v->runnext, memory_order_acquire);
+    if (!t || !atomic_load_explicit(&v->running_task, memory_order_relaxed))
+        return NULL;
+    /* A task in runnext is about to run on v (a message-passing partner);
+     * leave it there for a moment, as Go does, before taking it. */
+    int64_t until = weft__now() + RUNNEXT_STEAL_DELAY_NS;
+    while (weft__now() < until) {
+        if (atomic_load_explicit(&v->runnext, memory_order_relaxed) != t)
+            return NULL;
+        weft__cpu_relax();
+    }
+    if (t->pinned_to)
+        return NULL;
+    if (atomic_compare_exchange_strong_explicit(&v->runnext, &t, NULL, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        return t;
+    (void)w;
+    return NULL;
+}
+
+static weft__task *steal(weft__worker *w, bool with_runnext)
+{
+    weft__rt *rt = w->rt;
+    unsigned n = rt->nworkers;
+    if (n < 2)
+        return NULL;
+    unsigned start = (unsigned)weft__rand(w);
+    for (unsigned i = 0; i < n; i++) {
+        weft__worker *v = &rt->workers[(start + i) % n];
+        if (v == w)
+            continue;
+        WEFT__COUNT(w, steal_attempts, 1);
+        uintptr_t e = weft__runq_steal(&v->runq, &w->runq);
+        if (!e && with_runnext) {
+            weft__task *t = steal_runnext(w, v);
+            e = t ? weft__entry(t, false) : 0;
+        }
+        if (!e)
+            continue;
+        WEFT__COUNT(w, steals, 1);
+        weft__task *t = claim(w, e);
+        if (t)
+            return t;
+        /* A tombstone; the rest of the batch is in our queue now. */
+        uintptr_t more;
+        while ((more = weft__runq_pop(&w->runq)) != 0)
+            if ((t = claim(w, more)) != NULL)
+                return t;
+    }
+    return NULL;
+}
+
+static bool work_visible(weft__worker *w, int64_t now)
+{
+    weft__rt *rt = w->rt;
+    if (atomic_load_explicit(&rt->inject_n, memory_order_relaxed) ||
+        !weft__inbox_empty(&w->inbox) || weft__runq_len(&w->runq) ||
+        atomic_load_explicit(&w->runnext, memory_order_relaxed) || w->pinned_head)
+        return true;
+    if (atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= now)
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (weft__runq_len(&rt->workers[i].runq))
+            return true;
+    return false;
+}
+
+static void stop_spinning(weft__worker *w, bool *spinning)
+{
+    if (!*spinning)
+        return;
+    *spinning = false;
+    if (atomic_fetch_sub_explicit(&w->rt->nspinning, 1, memory_order_seq_cst) == 1) {
+        /* We were the last spinner and found work: there may be more, so
+         * let another idle worker look (Go's resetspinning). */
+        weft__rt *rt = w->rt;
+        if (atomic_load_explicit(&rt->inject_n, memory_order_relaxed) ||
+            weft__runq_len(&w->runq) > 1)
+            weft__wake_idle(rt);
+    }
+}
+
+static weft__task *find_runnable(weft__worker *w, bool *spinning)
+{
+    weft__rt *rt = w->rt;
+    for (;;) {
+        if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
+            return NULL;
+        weft__task *t = pick_local(w);
+        if (t) {
+            stop_spinning(w, spinning);
+            return t;
+        }
+        int64_t now = weft__now();
+        if (atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= now) {
+            weft__timers_run(w, now);
+            continue;
+        }
+        uintptr_t e = weft__inject_pop(rt, &w->runq);
+        if (e) {
+            if ((t = claim(w, e)) != NULL) {
+                stop_spinning(w, spinning);
+                return t;
+            }
+            continue;
+        }
+        if (!*spinning) {
+            unsigned zero = 0;
+            if (atomic_compare_exchange_strong_explicit(&rt->nspinning, &zero, 1,
+                                                        memory_order_seq_cst,
+                                                        memory_order_relaxed))
+                *spinning = true;
+        }
+        if (*spinning) {
+            for (int r = 0; r < SPIN_ROUNDS; r++) {
+                t = steal(w, r == SPIN_ROUNDS - 1);
+                if (!t && (t = pick_local(w)) == NULL) {
+                    if (atomic_load_explicit(&rt->inject_n, memory_order_relaxed) ||
+                        atomic_load_explicit(&w->timer_next, memory_order_relaxed) <=
+                            weft__now())
+                        break;
+                    for (int k = 0; k < 32; k++)
+                        weft__cpu_relax();
+                    continue;
+                }
+                stop_spinning(w, spinning);
+                return t;
+            }
+            if (atomic_load_explicit(&rt->inject_n, memory_order_relaxed) ||
+                atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= weft__now())
+                continue;
+        }
+        /* Park: announce, drop spinning, recheck (the Dekker pair). */
+        stop_spinning(w, spinning);
+        atomic_store_explicit(&w->parked, true, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&rt->nparked, 1, memory_order_seq_cst);
+        fence_sc();
+        bool yes = true;
+        if (work_visible(w, weft__now()) || atomic_load_explicit(&rt->shutdown, memory_order_acquire)) {
+            if (atomic_compare_exchange_strong_explicit(&w->parked, &yes, false,
+                                                        memory_order_seq_cst,
+                                                        memory_order_relaxed)) {
+                atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
+                continue;
+            }
+            /* Someone is unparking us right now; take its wake below. */
+        }
+        WEFT__COUNT(w, worker_parks, 1);
+        bool got = weft__idle_park(w, atomic_load_explicit(&w->timer_next, memory_order_relaxed));
+        yes = true;
+        if (atomic_compare_exchange_strong_explicit(&w->parked, &yes, false, memory_order_seq_cst,
+                                                    memory_order_relaxed)) {
+            /* Timer deadline or spurious: nobody sponsored us. */
+            atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
+        } else {
+            /* An unparker cleared our flag. wake_idle also made us the
+             * spinner (nspinning was raised for us); an inbox hand-off did
+             * not. Its unpark follows at once; wait for it, so that the
+             * sponsored flag it stored first is visible (acquire). */
+            if (!got)
+                weft__idle_park(w, WEFT_FOREVER);
+            WEFT__COUNT(w, worker_wakes, 1);
+            if (atomic_exchange_explicit(&w->sponsored, false, memory_order_relaxed))
+                *spinning = true;
+        }
+    }
+}
+
+void weft__worker_loop(weft__worker *w)
+{
+    weft__tls_worker = w;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            w->sched_stack_lo = addr;
+            w->sched_stack_size = size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    w->sched_tsan_fiber = weft__fiber_current();
+    bool spinning = false;
+    for (;;) {
+        weft__task *t = find_runnable(w, &spinning);
+        if (!t)
+            break;
+        run_task(w, t);
+    }
+    stop_spinning(w, &spinning);
+    weft__tls_worker = NULL;
+}
+
+static void *worker_thread(void *arg)
+{
+    weft__worker *w = arg;
+    /* SIGPIPE never kills the process because of weft's own I/O. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    weft__worker_loop(w);
+    return NULL;
+}
+
+int weft__workers_start(weft__rt *rt)
+{
+    for (unsigned i = 1; i < rt->nworkers; i++) {
+        weft__worker *w = &rt->workers[i];
+        int rc = pthread_create(&w->thread, NULL, worker_thread, w);
+        if (rc) {
+            atomic_store_explicit(&rt->shutdown, true, memory_order_release);
+            for (unsigned k = 1; k < i; k++) {
+                weft__idle_unpark(&rt->workers[k]);
+                pthread_join(rt->workers[k].thread, NULL);
+            }
+            return -rc;
+        }
+    }
+    return 0;
+}
+
+void weft__workers_stop(weft__rt *rt)
+{
+    atomic_store_explicit(&rt->shutdown, true, memory_order_release);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__idle_unpark(&rt->workers[i]);
+    for (unsigned i = 1; i < rt->nworkers; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+}

@@ -1,0 +1,49 @@
+/*
+ * structured/internal.h - nurseries, the cancel walk, the root.
+ *
+ * Locks and their order. Three kinds of lock guard the task tree:
+ *   t->lock   a task's own scope chain (push/pop) and its "starting" list
+ *   n->lock   a nursery's children lists and counters
+ *   timer and queue locks (sched), never held while taking the two above.
+ * Everyone but a cancel walk takes at most one of them at a time. A walk
+ * (scope.c) descends the tree holding the locks along its path, always in
+ * tree order: a task before the nurseries it opened, a nursery before its
+ * children. Tree order is a partial order that every walker follows, so
+ * walks cannot deadlock with each other or with anyone else.
+ */
+#ifndef WEFT_STRUCTURED_INTERNAL_H
+#define WEFT_STRUCTURED_INTERNAL_H
+
+#include "../sched/internal.h"
+
+struct weft__nursery {
+    weft__scope scope;            /* S_NURSERY; owner = the opener */
+    weft__spin lock;
+    weft__task *unstarted;        /* spawned, not yet claimed (sib list) */
+    weft__task *running;          /* started children (sib list) */
+    unsigned nchildren;           /* unstarted + running + being started */
+    int first_failure;            /* 0 until a child fails */
+    unsigned failures_reported;
+    unsigned failures_dropped;
+    weft__task *closer;           /* parked in close, or NULL */
+    uint64_t close_token;
+    bool is_root;
+    uint32_t magic;
+};
+#define WEFT__NURSERY_MAGIC 0x6e757273u
+
+/* Cancels s (sticky) and wakes every task it reaches. Any thread. */
+WEFT__HIDDEN void weft__scope_cancel(weft__scope *s);
+/* Moves s's deadline, re-arming the timers of parked tasks under it. */
+WEFT__HIDDEN void weft__scope_set_deadline(weft__scope *s, int64_t deadline);
+/* Pushes / pops a scope on the current task (under t->lock). */
+WEFT__HIDDEN void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned flags);
+WEFT__HIDDEN void weft__scope_pop(weft__task *t, weft__scope *s);
+
+WEFT__HIDDEN weft__nursery *weft__nursery_new_root(weft__rt *rt);
+WEFT__HIDDEN int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,
+                             const char *file, int line, weft__task **out);
+WEFT__HIDDEN void weft__structured_install(void);
+WEFT__HIDDEN int weft__nursery_close_internal(weft__task *t, weft__nursery *n, bool on_exit);
+
+#endif

@@ -1,0 +1,507 @@
+/*
+ * nursery.c - nurseries: open, spawn, start, close; children's results.
+ *
+ * A nursery is a cancel scope (the first member) plus its children. Spawned
+ * children start on `unstarted`; whoever claims one (a worker popping its
+ * run-queue entry, or the parent in close running it inline) moves it to
+ * `running`. close parks until nchildren drops to zero; while it waits, it
+ * first claims unstarted children itself and runs them inline on its own
+ * stack, when enough stack remains: fork-join without a stack per child.
+ */
+#include "internal.h"
+
+#define INLINE_MIN_STACK (16 * 1024)
+#define FAILURES_SHOWN 3
+
+static weft__rt *rt_of(void) { return atomic_load_explicit(&weft__g_rt, memory_order_acquire); }
+
+/* ---- sibling lists (under n->lock) -------------------------------------- */
+
+static void list_add(weft__task **head, weft__task *t)
+{
+    t->sib_prev = NULL;
+    t->sib_next = *head;
+    if (*head)
+        (*head)->sib_prev = t;
+    *head = t;
+}
+
+static void list_del(weft__task **head, weft__task *t)
+{
+    if (t->sib_prev)
+        t->sib_prev->sib_next = t->sib_next;
+    else
+        *head = t->sib_next;
+    if (t->sib_next)
+        t->sib_next->sib_prev = t->sib_prev;
+    t->sib_prev = t->sib_next = NULL;
+}
+
+/* ---- hooks called by sched --------------------------------------------- */
+
+static void on_started_running(weft__task *t)
+{
+    weft__nursery *n = t->nursery;
+    if (!n)
+        return;
+    if (t->in_unstarted) {
+        weft__spin_lock(&n->lock);
+        list_del(&n->unstarted, t);
+        t->in_unstarted = false;
+        list_add(&n->running, t);
+        weft__spin_unlock(&n->lock);
+    }
+    if (t->starter) {
+        /* Being started: it hangs off its starter until weft_task_started. */
+        weft__task *s = t->starter;
+        weft__spin_lock(&s->lock);
+        t->sib_prev = NULL;
+        t->sib_next = s->starting_head;
+        if (s->starting_head)
+            s->starting_head->sib_prev = t;
+        s->starting_head = t;
+        weft__spin_unlock(&s->lock);
+    }
+}
+
+static void starting_del(weft__task *s, weft__task *t)
+{
+    weft__spin_lock(&s->lock);
+    if (t->sib_prev)
+        t->sib_prev->sib_next = t->sib_next;
+    else
+        s->starting_head = t->sib_next;
+    if (t->sib_next)
+        t->sib_next->sib_prev = t->sib_prev;
+    t->sib_prev = t->sib_next = NULL;
+    weft__spin_unlock(&s->lock);
+}
+
+typedef struct start_rec {
+    int result;
+    bool done;
+} start_rec;
+
+/* A child being started finished without calling weft_task_started. */
+static void start_finished(weft__task *t, int result, bool was_cancelled)
+{
+    weft__task *s = t->starter;
+    starting_del(s, t);
+    start_rec *rec = (start_rec *)(void *)t->arg_start_rec;
+    if (result == 0)
+        rec->result = -ECHILD;
+    else if (result == -ECANCELED && was_cancelled)
+        rec->result = -ECANCELED;
+    else
+        rec->result = result;
+    rec->done = true;
+    t->starter = NULL;
+    weft__wake(s, t->starter_token, W_WOKEN);
+}
+
+static void report_failure(weft__nursery *n, weft__task *t, int result)
+{
+    if (n->failures_reported < FAILURES_SHOWN) {
+        n->failures_reported++;
+        fprintf(stderr,
+                "weft: nursery: task %llu \"%s\" failed with %d (%s) after an earlier failure\n",
+                (unsigned long long)t->id, t->name, result, strerror(-result));
+    } else {
+        n->failures_dropped++;
+    }
+    weft__worker *w = weft__self();
+    if (w)
+        WEFT__COUNT(w, failures_dropped, 1);
+}
+
+static void on_task_done(weft__task *t, int result)
+{
+    weft__nursery *n = t->nursery;
+    bool was_cancelled = weft__task_cancelled(t);
+    if (t->starter) {
+        start_finished(t, result, was_cancelled);
+        weft__spin_lock(&n->lock);
+        goto account;
+    }
+    bool failed = result != 0 && !(result == -ECANCELED && was_cancelled);
+    if (n->is_root) {
+        atomic_store_explicit(&rt_of()->root_result, result, memory_order_relaxed);
+        failed = false;
+    }
+    if (failed) {
+        weft__spin_lock(&n->lock);
+        bool first = n->first_failure == 0;
+        if (first)
+            n->first_failure = result;
+        else
+            report_failure(n, t, result);
+        weft__spin_unlock(&n->lock);
+        /* The first failure cancels the nursery, while t still counts (so n
+         * cannot be closed and freed under the walk). */
+        if (first)
+            weft__scope_cancel(&n->scope);
+    }
+    weft__spin_lock(&n->lock);
+    list_del(&n->running, t);
+account:
+    if (--n->nchildren == 0) {
+        if (n->closer) {
+            weft__task *c = n->closer;
+            n->closer = NULL;
+            weft__wake(c, n->close_token, W_WOKEN);
+        } else if (n->is_root) {
+            weft__spin_unlock(&n->lock);
+            weft__rt_shutdown(rt_of());
+            return;
+        }
+    }
+    weft__spin_unlock(&n->lock);
+}
+
+/* ---- spawning ------------------------------------------------------------ */
+
+static weft__nursery *nursery_alloc(void)
+{
+    weft__nursery *n = aligned_alloc(16, sizeof *n);
+    if (!n)
+        return NULL;
+    memset(n, 0, sizeof *n);
+    n->magic = WEFT__NURSERY_MAGIC;
+    n->scope.nursery = n;
+    return n;
+}
+
+weft__nursery *weft__nursery_new_root(weft__rt *rt)
+{
+    (void)rt;
+    weft__nursery *n = nursery_alloc();
+    if (!n)
+        return NULL;
+    n->is_root = true;
+    atomic_store_explicit(&n->scope.deadline, WEFT_FOREVER, memory_order_relaxed);
+    atomic_store_explicit(&n->scope.flags, S_NURSERY, memory_order_relaxed);
+    n->scope.magic = WEFT__SCOPE_MAGIC;
+    return n;
+}
+
+static bool valid_nursery(weft__nursery *n)
+{
+    return n && n->magic == WEFT__NURSERY_MAGIC;
+}
+
+/* Would a task whose chain starts at s count as cancelled? */
+static bool scope_chain_cancelled(weft__scope *s)
+{
+    int64_t now = 0;
+    for (; s; s = s->parent) {
+        unsigned f = atomic_load_explicit(&s->flags, memory_order_acquire);
+        if (f & S_CANCELLED)
+            return true;
+        int64_t d = atomic_load_explicit(&s->deadline, memory_order_relaxed);
+        if (d != WEFT_FOREVER) {
+            if (!now)
+                now = weft__now();
+            if (d <= now)
+                return true;
+        }
+        if (f & S_SHIELDED)
+            break;
+    }
+    return false;
+}
+
+int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,
+                const char *file, int line, weft__task **out)
+{
+    weft__worker *w = weft__self();
+    weft__task *self = w ? w->current : NULL;
+    if (!w || (!self && !(n && n->is_root)))
+        return -EPERM;
+    if (!valid_nursery(n) || !fn)
+        return -EINVAL;
+    size_t stack_size = 0;
+    if (attr) {
+        for (size_t i = 0; i < sizeof attr->reserved_ / sizeof attr->reserved_[0]; i++)
+            if (attr->reserved_[i]) {
+                weft__misuse("weft_spawn_ex: weft_spawn_attr.reserved_ must be zero");
+                return -EINVAL;
+            }
+        if (attr->stack_size && (attr->stack_size < 16 * 1024 || attr->stack_size > (1u << 30))) {
+            weft__misuse("weft_spawn_ex: stack_size %zu outside 16 KiB .. 1 GiB",
+                         attr->stack_size);
+            return -EINVAL;
+        }
+        stack_size = attr->stack_size;
+    }
+    if (!out && scope_chain_cancelled(&n->scope))
+        return -ECANCELED;
+    weft__task *t = weft__task_alloc(w);
+    if (!t)
+        return -ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    t->nursery = n;
+    t->scope_top = t->scope_base = &n->scope;
+    t->spawn_file = file;
+    t->spawn_line = line;
+    if (stack_size) {
+        size_t ps = 4096;
+        t->stk_size = (stack_size + ps - 1) & ~(ps - 1);
+    }
+    if (attr && attr->name) {
+        strncpy(t->name, attr->name, WEFT__NAME_MAX - 1);
+        t->name[WEFT__NAME_MAX - 1] = 0;
+    }
+    if (attr && attr->pinned) {
+        t->pin_count = 1;
+        t->pinned_to = w;
+    }
+    weft__spin_lock(&n->lock);
+    /* A task being started (out != NULL) stays off the lists until its
+     * starter has set it up; it still counts, so n cannot close under it. */
+    if (!out) {
+        list_add(&n->unstarted, t);
+        t->in_unstarted = true;
+    }
+    n->nchildren++;
+    weft__spin_unlock(&n->lock);
+    WEFT__COUNT(w, tasks_spawned, 1);
+    if (out) {
+        *out = t;
+        return 0;
+    }
+    weft__ready(t, true, false);
+    return 0;
+}
+
+int weft_spawn_at(weft_nursery *n, weft_fn fn, void *arg, const char *file, int line)
+{
+    return weft__spawn((weft__nursery *)n, fn, arg, NULL, file, line, NULL);
+}
+
+#undef weft_spawn
+int weft_spawn(weft_nursery *n, weft_fn fn, void *arg)
+{
+    return weft__spawn((weft__nursery *)n, fn, arg, NULL, NULL, 0, NULL);
+}
+
+int weft_spawn_ex(weft_nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr)
+{
+    return weft__spawn((weft__nursery *)n, fn, arg, attr, NULL, 0, NULL);
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+int weft_nursery_start(weft_nursery *pub, weft_fn fn, void *arg)
+{
+    weft__nursery *n = (weft__nursery *)pub;
+    weft__task *self = weft__current();
+    if (!self)
+        return -EPERM;
+    if (!valid_nursery(n) || !fn)
+        return -EINVAL;
+    if (weft__task_cancelled(self))
+        return -ECANCELED;
+    weft__task *t;
+    int rc = weft__spawn(n, fn, arg, NULL, NULL, 0, &t);
+    if (rc)
+        return rc;
+    /* Until weft_task_started the child runs under our scopes. */
+    start_rec rec = {0, false};
+    t->scope_top = t->scope_base = self->scope_top;
+    t->starter = self;
+    t->arg_start_rec = &rec;
+    t->starter_token = weft__wait_begin(self, 0);
+    weft__ready(t, true, false);
+    weft__wait_park(self, t->starter_token, WEFT_FOREVER, 0);
+    return rec.result;
+}
+
+void weft_task_started(void)
+{
+    weft__task *t = weft__current();
+    if (!t || !t->starter) {
+        weft__misuse("weft_task_started called by a task that is not being started");
+        return;
+    }
+    weft__task *s = t->starter;
+    weft__nursery *n = t->nursery;
+    starting_del(s, t);
+    /* Re-parent: the outermost of t's own scopes now sits on n's scope. */
+    weft__spin_lock(&t->lock);
+    weft__scope *own_last = NULL;
+    for (weft__scope *x = t->scope_top; x && x->owner == t; x = x->parent)
+        own_last = x;
+    if (own_last)
+        own_last->parent = &n->scope;
+    else
+        t->scope_top = &n->scope;
+    t->scope_base = &n->scope;
+    weft__spin_unlock(&t->lock);
+    weft__task_cancel_cache_reset(t);
+    weft__spin_lock(&n->lock);
+    list_add(&n->running, t);
+    weft__spin_unlock(&n->lock);
+    start_rec *rec = t->arg_start_rec;
+    rec->result = 0;
+    rec->done = true;
+    t->starter = NULL;
+    t->arg_start_rec = NULL;
+    weft__wake(s, t->starter_token, W_WOKEN);
+}
+
+/* ---- open / cancel / deadline / close ------------------------------------ */
+
+int weft_nursery_open(weft_nursery **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    weft__task *t = weft__current();
+    if (!t)
+        return -EPERM;
+    weft__nursery *n = nursery_alloc();
+    if (!n)
+        return -ENOMEM;
+    weft__scope_push(t, &n->scope, WEFT_FOREVER, S_NURSERY);
+    *out = (weft_nursery *)n;
+    return 0;
+}
+
+void weft_nursery_cancel(weft_nursery *pub)
+{
+    weft__nursery *n = (weft__nursery *)pub;
+    if (!valid_nursery(n)) {
+        weft__misuse("weft_nursery_cancel on an invalid or closed nursery");
+        return;
+    }
+    weft__scope_cancel(&n->scope);
+}
+
+void weft_nursery_set_deadline(weft_nursery *pub, int64_t deadline)
+{
+    weft__nursery *n = (weft__nursery *)pub;
+    if (!valid_nursery(n)) {
+        weft__misuse("weft_nursery_set_deadline on an invalid or closed nursery");
+        return;
+    }
+    weft__scope_set_deadline(&n->scope, deadline);
+}
+
+/* Claims one unstarted child that may run inline here, or NULL. */
+static weft__task *claim_unstarted(weft__nursery *n, weft__worker *w)
+{
+    weft__spin_lock(&n->lock);
+    for (weft__task *c = n->unstarted; c; c = c->sib_next) {
+        if (c->pinned_to && c->pinned_to != w)
+            continue;
+        if (c->stk_size && c->stk_size > weft__stack_remaining(w->current))
+            continue;
+        unsigned prev = atomic_fetch_or_explicit(&c->life, L_CLAIMED, memory_order_acq_rel);
+        if (prev & L_CLAIMED)
+            continue; /* a worker took it; it will move it to running */
+        weft__spin_unlock(&n->lock);
+        return c;
+    }
+    weft__spin_unlock(&n->lock);
+    return NULL;
+}
+
+int weft__nursery_close_internal(weft__task *t, weft__nursery *n, bool on_exit)
+{
+    /* Scopes and nurseries opened after n and still open were left behind
+     * by returned frames: close them first, innermost first. */
+    while (t->scope_top != &n->scope && t->scope_top && t->scope_top->owner == t) {
+        weft__scope *top = t->scope_top;
+        if (atomic_load_explicit(&top->flags, memory_order_relaxed) & S_NURSERY) {
+            weft__misuse("nursery closed out of order: closing a nursery opened after it first");
+            weft__nursery_close_internal(t, top->nursery, on_exit);
+        } else {
+            weft__misuse("nursery closed while a cancel scope entered after it is still "
+                         "entered (left by a returned frame?); exiting that scope");
+            weft__scope_pop(t, top);
+        }
+    }
+    for (;;) {
+        weft__worker *w = weft__self();
+        if (t->pin_count == 0 && weft__stack_remaining(t) > INLINE_MIN_STACK) {
+            weft__task *c = claim_unstarted(n, w);
+            if (c) {
+                weft__task_run_inline(c);
+                continue;
+            }
+        }
+        weft__spin_lock(&n->lock);
+        if (n->nchildren == 0) {
+            weft__spin_unlock(&n->lock);
+            break;
+        }
+        n->closer = t;
+        n->close_token = weft__wait_begin(t, 0);
+        weft__spin_unlock(&n->lock);
+        weft__wait_park(t, n->close_token, WEFT_FOREVER, 0);
+    }
+    /* All children are gone; nobody else can touch n now but cancellers
+     * that hold our lock (they cannot, once the scope is popped). */
+    weft__scope_pop(t, &n->scope);
+    int result = n->first_failure;
+    if (!result && weft__task_cancelled(t))
+        result = -ECANCELED;
+    if (!result) {
+        unsigned f = atomic_load_explicit(&n->scope.flags, memory_order_acquire);
+        int64_t dl = atomic_load_explicit(&n->scope.deadline, memory_order_relaxed);
+        if ((f & S_DEADLINE_HIT) || (dl != WEFT_FOREVER && dl <= weft__now()))
+            result = -ETIMEDOUT;
+    }
+    if (n->failures_dropped)
+        fprintf(stderr, "weft: nursery: %u more child failures not shown\n", n->failures_dropped);
+    n->magic = 0;
+    free(n);
+    return result;
+}
+
+int weft_nursery_close(weft_nursery *pub)
+{
+    weft__nursery *n = (weft__nursery *)pub;
+    weft__task *t = weft__current();
+    if (!t)
+        return -EPERM;
+    if (!valid_nursery(n) || n->is_root) {
+        weft__misuse("weft_nursery_close on an invalid or already closed nursery");
+        return -EINVAL;
+    }
+    if (n->scope.owner != t) {
+        weft__misuse("weft_nursery_close by a task that did not open the nursery");
+        return -EINVAL;
+    }
+    return weft__nursery_close_internal(t, n, false);
+}
+
+/* A task returned: close what it left open (never leak a child). */
+static void on_task_exit(weft__task *t)
+{
+    while (t->scope_top && t->scope_top != t->scope_base && t->scope_top->owner == t) {
+        weft__scope *top = t->scope_top;
+        if (atomic_load_explicit(&top->flags, memory_order_relaxed) & S_NURSERY) {
+            weft__misuse("task returned with a nursery open; closing it for the task");
+            int r = weft__nursery_close_internal(t, top->nursery, true);
+            if (r && r != -ECANCELED && t->nursery && t->nursery->is_root) {
+                weft__rt *rt = rt_of();
+                int zero = 0;
+                atomic_compare_exchange_strong_explicit(&rt->nursery_result, &zero, r,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed);
+            }
+        } else {
+            weft__misuse("task returned with a cancel scope still entered; exiting it");
+            weft__scope_pop(t, top);
+        }
+    }
+}
+
+void weft__structured_install(void)
+{
+    weft__hook_task_exit = on_task_exit;
+    weft__hook_task_done = on_task_done;
+    weft__hook_task_started_running = on_started_running;
+}

@@ -1,0 +1,341 @@
+/*
+ * run.c - weft_run: configuration, the root nursery, signals, the monitor.
+ *
+ * The calling thread becomes worker 0. A monitor thread ("weft-mon") turns
+ * signals and weft_run_cancel into runtime events: a signal handler may
+ * only write to an eventfd (async-signal-safe), and the monitor does the
+ * rest (cancel the root scope, which takes locks) on a normal thread.
+ */
+#include "internal.h"
+
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define DEFAULT_STACK (64 * 1024)
+#define MAX_WORKERS 1024
+
+static atomic_bool running;
+static atomic_int mon_efd = -1;
+static atomic_int sig_count;
+static atomic_bool sig_seen;
+static atomic_bool cancel_requested;
+static struct sigaction old_int, old_term;
+static bool installed_int, installed_term;
+
+typedef struct {
+    weft_fn fn;
+    void *arg;
+} root_arg;
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || s[0] == '-')
+        return -EINVAL;
+    uint64_t mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024 * 1024, end++;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1024ull * 1024 * 1024, end++;
+    if (*end)
+        return -EINVAL;
+    if (v > UINT64_MAX / mul)
+        return -EINVAL;
+    *out = v * mul;
+    return 0;
+}
+
+/* CPUs this process may use: the affinity mask, capped by a cgroup v2
+ * cpu.max quota. */
+static unsigned default_workers(void)
+{
+    unsigned n = 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (unsigned)CPU_COUNT(&set);
+    else {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (unsigned)c : 1;
+    }
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char q[32];
+        unsigned long long period;
+        if (fscanf(f, "%31s %llu", q, &period) == 2 && strcmp(q, "max") != 0 && period) {
+            unsigned long long quota = strtoull(q, NULL, 10);
+            unsigned lim = (unsigned)((quota + period - 1) / period);
+            if (lim >= 1 && lim < n)
+                n = lim;
+        }
+        fclose(f);
+    }
+    return n ? n : 1;
+}
+
+static int bad(const char *what)
+{
+    fprintf(stderr, "weft: weft_run: %s\n", what);
+    return -EINVAL;
+}
+
+typedef struct {
+    unsigned workers;
+    size_t stack;
+    unsigned blocking;
+    bool no_signals;
+    uint64_t seed;
+    bool seeded;
+} settings;
+
+static int configure(const weft_config *cfg, settings *st)
+{
+    weft_config zero = {0};
+    if (!cfg)
+        cfg = &zero;
+    for (size_t i = 0; i < sizeof cfg->reserved_ / sizeof cfg->reserved_[0]; i++)
+        if (cfg->reserved_[i])
+            return bad("weft_config.reserved_ must be zero");
+    if ((unsigned)cfg->io > WEFT_IO_EPOLL)
+        return bad("weft_config.io is not a weft_io_backend value");
+    if (cfg->stack_size && (cfg->stack_size < 16 * 1024 || cfg->stack_size > (1u << 30)))
+        return bad("weft_config.stack_size must be 0 or between 16 KiB and 1 GiB");
+    if (cfg->workers > MAX_WORKERS)
+        return bad("weft_config.workers is above 1024");
+    st->workers = cfg->workers;
+    st->stack = cfg->stack_size;
+    st->blocking = cfg->blocking_threads ? cfg->blocking_threads : 64;
+    st->no_signals = cfg->no_signals;
+    uint64_t v;
+    const char *e;
+    if (!st->workers && (e = getenv("WEFT_WORKERS")) && *e) {
+        if (parse_u64(e, &v) || v == 0 || v > MAX_WORKERS)
+            return bad("WEFT_WORKERS must be a number from 1 to 1024");
+        st->workers = (unsigned)v;
+    }
+    if (!st->stack && (e = getenv("WEFT_STACK_SIZE")) && *e) {
+        if (parse_u64(e, &v) || v < 16 * 1024 || v > (1u << 30))
+            return bad("WEFT_STACK_SIZE must be a size between 16K and 1G");
+        st->stack = (size_t)v;
+    }
+    if (cfg->io == WEFT_IO_AUTO && (e = getenv("WEFT_IO")) && *e) {
+        if (strcmp(e, "uring") != 0 && strcmp(e, "epoll") != 0)
+            return bad("WEFT_IO must be \"uring\" or \"epoll\"");
+    }
+    if ((e = getenv("WEFT_SEED")) && *e) {
+        if (parse_u64(e, &v))
+            return bad("WEFT_SEED must be an unsigned number");
+        st->seed = v;
+        st->seeded = true;
+    } else {
+        st->seed = (uint64_t)weft__now() ^ ((uint64_t)getpid() << 32);
+    }
+    if (!st->workers)
+        st->workers = default_workers();
+    if (!st->stack)
+        st->stack = DEFAULT_STACK;
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    st->stack = (st->stack + ps - 1) & ~(ps - 1);
+    return 0;
+}
+
+/* ---- signals ------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (atomic_fetch_add(&sig_count, 1) >= 1) {
+        /* Second signal: the user means it. */
+        signal(sig, SIG_DFL);
+        raise(sig);
+    } else {
+        atomic_store(&sig_seen, true);
+        uint64_t one = 1;
+        int fd = atomic_load(&mon_efd);
+        if (fd >= 0) {
+            ssize_t r = write(fd, &one, sizeof one);
+            (void)r;
+        }
+    }
+    errno = saved;
+}
+
+static bool install_one(int sig, struct sigaction *old)
+{
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) != 0)
+        return false;
+    /* Respect SIG_IGN and handlers the application installed. */
+    if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler != SIG_DFL)
+        return false;
+    if (cur.sa_flags & SA_SIGINFO)
+        return false;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(sig, &sa, old) != 0)
+        return false;
+    return true;
+}
+
+static void signals_install(void)
+{
+    atomic_store(&sig_count, 0);
+    atomic_store(&sig_seen, false);
+    installed_int = install_one(SIGINT, &old_int);
+    installed_term = install_one(SIGTERM, &old_term);
+}
+
+static void signals_restore(void)
+{
+    if (installed_int)
+        sigaction(SIGINT, &old_int, NULL);
+    if (installed_term)
+        sigaction(SIGTERM, &old_term, NULL);
+    installed_int = installed_term = false;
+}
+
+void weft_run_cancel(void)
+{
+    int fd = atomic_load(&mon_efd);
+    if (fd < 0)
+        return;
+    atomic_store(&cancel_requested, true);
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof one);
+    (void)r;
+}
+
+typedef struct {
+    weft__rt *rt;
+    int efd;
+    atomic_bool stop;
+} monitor;
+
+static void *monitor_main(void *arg)
+{
+    monitor *m = arg;
+    sigset_t set;
+    sigfillset(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    for (;;) {
+        struct pollfd p = {.fd = m->efd, .events = POLLIN};
+        int r = poll(&p, 1, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        uint64_t v;
+        ssize_t rr = read(m->efd, &v, sizeof v);
+        (void)rr;
+        if (atomic_load(&m->stop))
+            break;
+        bool sig = atomic_exchange(&sig_seen, false);
+        bool req = atomic_exchange(&cancel_requested, false);
+        if (sig)
+            atomic_store(&m->rt->sig_cancelled, true);
+        if (sig || req)
+            weft__scope_cancel(&m->rt->root_nursery->scope);
+    }
+    return NULL;
+}
+
+/* ---- weft_run ------------------------------------------------------------ */
+
+int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
+{
+    if (!main_fn)
+        return bad("main_fn is NULL");
+    settings st = {0};
+    int rc = configure(cfg, &st);
+    if (rc)
+        return rc;
+    bool no = false;
+    if (!atomic_compare_exchange_strong(&running, &no, true))
+        return -EBUSY;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    weft__rt *rt;
+    rc = weft__rt_create(&rt, st.workers, st.stack, st.blocking, st.seed, st.seeded);
+    if (rc)
+        goto out_running;
+    rt->no_signals = st.no_signals;
+    weft__structured_install();
+    rt->root_nursery = weft__nursery_new_root(rt);
+    if (!rt->root_nursery) {
+        rc = -ENOMEM;
+        goto out_rt;
+    }
+    monitor mon = {.rt = rt};
+    mon.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (mon.efd < 0) {
+        rc = -errno;
+        goto out_root;
+    }
+    atomic_store(&mon.stop, false);
+    pthread_t mon_thread;
+    rc = -pthread_create(&mon_thread, NULL, monitor_main, &mon);
+    if (rc)
+        goto out_efd;
+    atomic_store(&mon_efd, mon.efd);
+    weft__rt_publish(rt);
+    if (!st.no_signals)
+        signals_install();
+
+    /* The calling thread is worker 0; spawn the root task from it. */
+    weft__worker *w0 = &rt->workers[0];
+    weft__tls_worker = w0;
+    weft__task *root;
+    rc = weft__spawn(rt->root_nursery, main_fn, arg, NULL, NULL, 0, &root);
+    if (rc == 0) {
+        strcpy(root->name, "main");
+        root->in_unstarted = false;
+        weft__ready(root, true, false);
+        rc = weft__workers_start(rt);
+        if (rc == 0) {
+            weft__worker_loop(w0);
+            weft__workers_stop(rt);
+        }
+    }
+    weft__tls_worker = NULL;
+
+    if (!st.no_signals)
+        signals_restore();
+    atomic_store(&mon_efd, -1);
+    atomic_store(&mon.stop, true);
+    uint64_t one = 1;
+    ssize_t wr = write(mon.efd, &one, sizeof one);
+    (void)wr;
+    pthread_join(mon_thread, NULL);
+    if (rc == 0) {
+        int root_result = atomic_load(&rt->root_result);
+        int nres = atomic_load(&rt->nursery_result);
+        if (atomic_load(&rt->sig_cancelled))
+            rc = -EINTR;
+        else if (root_result)
+            rc = root_result;
+        else
+            rc = nres;
+    }
+out_efd:
+    close(mon.efd);
+out_root:
+    free(rt->root_nursery);
+out_rt:
+    weft__rt_destroy(rt);
+out_running:
+    atomic_store(&running, false);
+    return rc;
+}

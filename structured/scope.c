@@ -1,0 +1,216 @@
+/*
+ * scope.c - cancel scopes: enter, exit, cancel, deadlines, shields, and the
+ * cancel walk that wakes the tasks a cancel reaches.
+ *
+ * The cancellation rule itself (which scopes count for a task) is evaluated
+ * in sched/wait.c; this file changes scope state only through flags and
+ * deadlines there, then bumps rt->cancel_gen and walks.
+ *
+ * The walk. cancel(s): set S_CANCELLED, bump the generation, then visit
+ * the tree below s: s's owner task, the nurseries on its chain from s
+ * inward (stopping at the first shielded scope inside s), their children,
+ * recursively, and tasks being started under those scopes. Each parked task
+ * visited is poked (wait.c): it re-evaluates the rule and, if it now counts
+ * as cancelled, its wait fires with W_CANCEL. Tasks that are running will see
+ * the new generation at their next cancellation point; tasks that park later
+ * see it by the Dekker pair described in wait.c.
+ */
+#include "internal.h"
+
+static weft__rt *rt_of(void) { return atomic_load_explicit(&weft__g_rt, memory_order_acquire); }
+
+static void bump(void)
+{
+    weft__rt *rt = rt_of();
+    if (rt)
+        atomic_fetch_add_explicit(&rt->cancel_gen, 1, memory_order_seq_cst);
+}
+
+static void visit_task(weft__task *t, weft__scope *from);
+
+/* Pokes every task under nursery n. Holds n->lock. */
+static void visit_nursery(weft__nursery *n)
+{
+    weft__spin_lock(&n->lock);
+    for (weft__task *c = n->running; c; c = c->sib_next)
+        visit_task(c, &n->scope);
+    weft__spin_unlock(&n->lock);
+}
+
+/* t's chain reaches `from` (a scope the cancel affects). Visits t if no
+ * shield stands between, the nurseries t opened inside `from` up to the
+ * first shield, and the tasks t is starting. Holds t->lock. */
+static void visit_task(weft__task *t, weft__scope *from)
+{
+    weft__spin_lock(&t->lock);
+    /* Pass 1: find the outermost shield strictly inside `from`; the cancel
+     * stops there. If `from` is not on t's chain any more, t moved on. */
+    weft__scope *shield = NULL, *s = t->scope_top;
+    for (; s && s != from; s = s->parent)
+        if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_SHIELDED)
+            shield = s;
+    if (!s) {
+        weft__spin_unlock(&t->lock);
+        return;
+    }
+    /* Pass 2: nurseries between that shield (exclusive) and `from`, plus
+     * `from` itself when t opened it. */
+    if (from->owner == t && (atomic_load_explicit(&from->flags, memory_order_relaxed) & S_NURSERY))
+        visit_nursery(from->nursery);
+    for (s = shield ? shield->parent : t->scope_top; s != from; s = s->parent)
+        if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_NURSERY)
+            visit_nursery(s->nursery);
+    if (!shield) {
+        weft__wait_poke(t);
+        for (weft__task *c = t->starting_head; c; c = c->sib_next)
+            visit_task(c, t->scope_top);
+    }
+    weft__spin_unlock(&t->lock);
+}
+
+static void walk(weft__scope *s)
+{
+    if (s->owner)
+        visit_task(s->owner, s);
+    else if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_NURSERY)
+        visit_nursery(s->nursery); /* the root nursery has no opener */
+}
+
+void weft__scope_cancel(weft__scope *s)
+{
+    unsigned prev = atomic_fetch_or_explicit(&s->flags, S_CANCELLED, memory_order_seq_cst);
+    if (prev & S_CANCELLED)
+        return;
+    bump();
+    walk(s);
+}
+
+void weft__scope_set_deadline(weft__scope *s, int64_t deadline)
+{
+    int64_t old = atomic_load_explicit(&s->deadline, memory_order_relaxed);
+    if (old != WEFT_FOREVER && old <= weft__now()) {
+        /* It already fired: cancellation is sticky. */
+        weft__scope_cancel(s);
+        return;
+    }
+    atomic_store_explicit(&s->deadline, deadline, memory_order_seq_cst);
+    bump();
+    /* Earlier: parked tasks must re-arm (or fire now). Later: their timers
+     * fire early, find the scope not yet due and treat it as the deadline
+     * that was set when they armed - see wait.c. */
+    if (deadline < old)
+        walk(s);
+}
+
+void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned flags)
+{
+    s->owner = t;
+    s->magic = WEFT__SCOPE_MAGIC;
+    atomic_store_explicit(&s->deadline, deadline, memory_order_relaxed);
+    atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
+    weft__spin_lock(&t->lock);
+    s->parent = t->scope_top;
+    t->scope_top = s;
+    weft__spin_unlock(&t->lock);
+    weft__task_cancel_cache_reset(t);
+}
+
+void weft__scope_pop(weft__task *t, weft__scope *s)
+{
+    weft__spin_lock(&t->lock);
+    t->scope_top = s->parent;
+    weft__spin_unlock(&t->lock);
+    s->magic = 0;
+    weft__task_cancel_cache_reset(t);
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+static weft__scope *priv(weft_scope *s) { return (weft__scope *)(void *)s; }
+
+void weft_scope_enter(weft_scope *s, int64_t deadline)
+{
+    weft__task *t = weft__current();
+    if (!s) {
+        weft__misuse("weft_scope_enter(NULL)");
+        return;
+    }
+    memset(s, 0, sizeof *s);
+    if (!t) {
+        weft__misuse("weft_scope_enter outside a task");
+        return;
+    }
+    weft__scope_push(t, priv(s), deadline, 0);
+}
+
+void weft_scope_cancel(weft_scope *s)
+{
+    if (!s || priv(s)->magic != WEFT__SCOPE_MAGIC) {
+        weft__misuse("weft_scope_cancel on a scope that is not entered");
+        return;
+    }
+    weft__scope_cancel(priv(s));
+}
+
+void weft_scope_set_deadline(weft_scope *s, int64_t deadline)
+{
+    if (!s || priv(s)->magic != WEFT__SCOPE_MAGIC) {
+        weft__misuse("weft_scope_set_deadline on a scope that is not entered");
+        return;
+    }
+    weft__scope_set_deadline(priv(s), deadline);
+}
+
+void weft_scope_shield(weft_scope *s, bool on)
+{
+    weft__task *t = weft__current();
+    if (!s || priv(s)->magic != WEFT__SCOPE_MAGIC || priv(s)->owner != t) {
+        weft__misuse("weft_scope_shield: only the task that entered the scope may shield it");
+        return;
+    }
+    if (on)
+        atomic_fetch_or_explicit(&priv(s)->flags, S_SHIELDED, memory_order_seq_cst);
+    else
+        atomic_fetch_and_explicit(&priv(s)->flags, ~S_SHIELDED, memory_order_seq_cst);
+    bump();
+    /* Dropping a shield can expose a cancel that happened behind it: the
+     * tasks inside (children of nurseries in s) must hear about it. */
+    if (!on)
+        walk(priv(s));
+}
+
+bool weft_scope_exit(weft_scope *s)
+{
+    weft__task *t = weft__current();
+    weft__scope *p = priv(s);
+    if (!s || p->magic != WEFT__SCOPE_MAGIC || !t || p->owner != t) {
+        weft__misuse("weft_scope_exit on a scope this task has not entered");
+        return false;
+    }
+    if (p->flags & S_NURSERY) {
+        weft__misuse("weft_scope_exit on a nursery's scope; use weft_nursery_close");
+        return false;
+    }
+    /* Anything entered after s and still open was left by a returned frame:
+     * close it now, innermost first. */
+    while (t->scope_top && t->scope_top != p && t->scope_top->owner == t) {
+        weft__scope *top = t->scope_top;
+        if (atomic_load_explicit(&top->flags, memory_order_relaxed) & S_NURSERY) {
+            weft__misuse("weft_scope_exit: a nursery opened inside the scope is still open; "
+                         "closing it first");
+            weft__nursery_close_internal(t, top->nursery, false);
+        } else {
+            weft__misuse("weft_scope_exit: an inner scope was never exited; exiting it first");
+            weft__scope_pop(t, top);
+        }
+    }
+    if (t->scope_top != p) {
+        weft__misuse("weft_scope_exit: scope is not on this task's stack");
+        return false;
+    }
+    unsigned f = atomic_load_explicit(&p->flags, memory_order_acquire);
+    int64_t dl = atomic_load_explicit(&p->deadline, memory_order_relaxed);
+    bool cancelled = (f & (S_CANCELLED | S_DEADLINE_HIT)) || (dl != WEFT_FOREVER && dl <= weft__now());
+    weft__scope_pop(t, p);
+    return cancelled;
+}
