@@ -2,7 +2,7 @@
  * inject.c - the global inject queue: tasks made runnable by threads that
  * are not workers, and the overflow of full local queues.
  *
- * A FIFO list of tagged entries linked through t->qnext under one spin
+ * A FIFO list of tagged entries (weft__entry_link) under one spin
  * lock. It is off the hot path: workers look at it every 61st scheduling
  * tick (fairness), when their local queue is empty, and push to it only on
  * overflow. inject_n lets them skip the lock when it is empty.
@@ -11,10 +11,10 @@
 
 void weft__inject_push(weft__rt *rt, uintptr_t first, uintptr_t last, unsigned n)
 {
-    weft__entry_task(last)->qnext = 0;
+    *weft__entry_link(last) = 0;
     weft__spin_lock(&rt->inject_lock);
     if (rt->inject_tail)
-        weft__entry_task(rt->inject_tail)->qnext = first;
+        *weft__entry_link(rt->inject_tail) = first;
     else
         rt->inject_head = first;
     rt->inject_tail = last;

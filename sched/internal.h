@@ -219,7 +219,12 @@ struct weft__task {
     } timer;
 
     /* Scheduling */
-    uintptr_t qnext;          /* inject list link (a tagged entry) */
+    /* Links for the intrusive entry lists (inject queue, pinned FIFO). A task
+     * can sit in such lists twice at once - its spawn entry left behind as a
+     * tombstone after an inline run, and a resume entry - so each kind of
+     * entry has its own link (weft__entry_link). */
+    uintptr_t qnext;          /* link of the resume entry */
+    uintptr_t snext;          /* link of the spawn entry */
     weft__task *next;         /* inbox and misc lists */
     weft__worker *worker;     /* the worker it last ran on */
     weft__worker *pinned_to;  /* non-NULL while pinned */
@@ -295,7 +300,7 @@ struct weft__worker {
     uint32_t tick;
     uint32_t runnext_streak;
     uint64_t rng;
-    weft__task *pinned_head, *pinned_tail; /* drained inbox, owner FIFO */
+    uintptr_t pinned_head, pinned_tail; /* owner FIFO of tagged entries: pinned tasks */
     weft__stack *stack_cache;
     unsigned stack_cache_n;
     weft__task *tcb_cache;
@@ -450,7 +455,12 @@ static inline uintptr_t weft__entry(weft__task *t, bool spawn)
 static inline weft__task *weft__entry_task(uintptr_t e) { return (weft__task *)(e & ~(uintptr_t)1); }
 static inline bool weft__entry_is_spawn(uintptr_t e) { return (e & 1u) != 0; }
 /* Links a tagged entry in the inject list through the task's next field. */
-static inline uintptr_t weft__entry_next(uintptr_t e) { return weft__entry_task(e)->qnext; }
+static inline uintptr_t *weft__entry_link(uintptr_t e)
+{
+    weft__task *t = weft__entry_task(e);
+    return weft__entry_is_spawn(e) ? &t->snext : &t->qnext;
+}
+static inline uintptr_t weft__entry_next(uintptr_t e) { return *weft__entry_link(e); }
 
 /* ---- idle.c: the idle-park interface (io/ re-implements it on its ring) - */
 

@@ -77,24 +77,23 @@ uint64_t weft__rand(weft__worker *w)
 
 static void pinned_push(weft__worker *w, uintptr_t e)
 {
-    weft__task *t = weft__entry_task(e);
-    t->qnext = 0;
+    *weft__entry_link(e) = 0;
     if (w->pinned_tail)
-        weft__entry_task((uintptr_t)w->pinned_tail)->qnext = e;
+        *weft__entry_link(w->pinned_tail) = e;
     else
-        w->pinned_head = (weft__task *)e;
-    w->pinned_tail = (weft__task *)e;
+        w->pinned_head = e;
+    w->pinned_tail = e;
 }
 
 static uintptr_t pinned_pop(weft__worker *w)
 {
-    uintptr_t e = (uintptr_t)w->pinned_head;
+    uintptr_t e = w->pinned_head;
     if (!e)
         return 0;
-    uintptr_t nx = weft__entry_task(e)->qnext;
-    w->pinned_head = (weft__task *)nx;
+    uintptr_t nx = weft__entry_next(e);
+    w->pinned_head = nx;
     if (!nx)
-        w->pinned_tail = NULL;
+        w->pinned_tail = 0;
     return e;
 }
 
@@ -159,7 +158,6 @@ void weft__ready(weft__task *t, bool spawn_entry, bool lifo)
         return;
     }
     if (!w) {
-        t->qnext = 0;
         weft__inject_push(rt, e, e, 1);
         weft__wake_idle(rt);
         return;

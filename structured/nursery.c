@@ -162,7 +162,7 @@ account:
 
 static weft__nursery *nursery_alloc(void)
 {
-    weft__nursery *n = aligned_alloc(16, sizeof *n);
+    weft__nursery *n = malloc(sizeof *n);
     if (!n)
         return NULL;
     memset(n, 0, sizeof *n);

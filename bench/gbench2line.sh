@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# gbench2line.sh BINARY FILTER NAME [COUNTER]
+#
+# Runs a Google Benchmark binary on the benchmarks matching FILTER (a regex,
+# as --benchmark_filter) and prints the first matching benchmark as
+#
+#   BENCH <NAME> <value> <unit>
+#
+# <value> is, in order of preference: the user counter COUNTER (if given
+# and present), the user counter ns_per_op, both printed with unit "ns";
+# else real_time with the benchmark's own time_unit (ns, us, ms or s).
+# Min time per benchmark: 0.3 s, 0.05 s when WEFT_BENCH_QUICK=1, or
+# WEFT_BENCH_MIN_TIME (seconds). Needs jq. Exit status: 127 binary missing,
+# 1 no match / benchmark error / run failure.
+set -euo pipefail
+
+if [ $# -lt 3 ] || [ $# -gt 4 ]; then
+    echo "usage: $0 BINARY FILTER NAME [COUNTER]" >&2
+    exit 2
+fi
+bin=$1 filter=$2 name=$3 counter=${4:-}
+
+if [ ! -x "$bin" ]; then
+    echo "gbench2line: $bin: no such executable" >&2
+    exit 127
+fi
+command -v jq >/dev/null 2>&1 || { echo "gbench2line: jq not found" >&2; exit 1; }
+
+min_time=0.3
+[ "${WEFT_BENCH_QUICK:-0}" = 1 ] && min_time=0.05
+min_time=${WEFT_BENCH_MIN_TIME:-$min_time}
+
+out=$(mktemp "${TMPDIR:-/tmp}/gbench.XXXXXX.json")
+trap 'rm -f "$out"' EXIT
+
+# The console report goes to stderr (the caller's log); the JSON to a file,
+# so that whatever the benchmark itself prints cannot corrupt it.
+"$bin" --benchmark_filter="$filter" --benchmark_min_time="$min_time" \
+    --benchmark_out="$out" --benchmark_out_format=json >&2
+
+if [ ! -s "$out" ]; then # nothing matched: no JSON written at all
+    echo "gbench2line: no benchmark in $bin matches '$filter'" >&2
+    exit 1
+fi
+line=$(jq -r --arg name "$name" --arg counter "$counter" '
+    [.benchmarks[] | select((.run_type // "iteration") == "iteration")] | first
+    | if . == null then "NOMATCH"
+      elif (.error_occurred // false) then "ERROR \(.error_message // "")"
+      elif ($counter != "" and has($counter)) then "BENCH \($name) \(.[$counter]) ns"
+      elif has("ns_per_op") then "BENCH \($name) \(.ns_per_op) ns"
+      else "BENCH \($name) \(.real_time) \(.time_unit)"
+      end' "$out")
+
+case "$line" in
+"" | NOMATCH)
+    echo "gbench2line: no benchmark in $bin matches '$filter'" >&2
+    exit 1
+    ;;
+ERROR*)
+    echo "gbench2line: $bin ($filter): benchmark error: ${line#ERROR }" >&2
+    exit 1
+    ;;
+esac
+echo "$line"

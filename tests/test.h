@@ -1,0 +1,90 @@
+/*
+ * tests/test.h - the little test harness: asserts that print both sides and
+ * abort (never compiled out), a size scale for sanitizer builds, and a
+ * watchdog so that no test can hang.
+ */
+#ifndef WEFT_TEST_H
+#define WEFT_TEST_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <weft.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);      \
+            abort();                                                                      \
+        }                                                                                 \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                    \
+    do {                                                                                  \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                             \
+        if (va_ != vb_) {                                                                 \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld vs %lld)\n", __FILE__, \
+                    __LINE__, #a, #b, va_, vb_);                                          \
+            abort();                                                                      \
+        }                                                                                 \
+    } while (0)
+
+#define CHECK_OK(expr) CHECK_EQ((expr), 0)
+
+/* Sizes scale down under sanitizers: WEFT_TEST_SCALE=0.1 runs a tenth. */
+static inline long test_scale(long n)
+{
+    const char *s = getenv("WEFT_TEST_SCALE");
+    double f = s ? atof(s) : 1.0;
+    if (f <= 0)
+        f = 1.0;
+    long r = (long)((double)n * f);
+    return r < 1 ? 1 : r;
+}
+
+static inline bool test_sanitized(void)
+{
+#if defined(WEFT_SANITIZER_BUILD)
+    return true;
+#else
+    return false;
+#endif
+}
+
+static void test_watchdog_fire(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test: watchdog expired (test hung)\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    abort();
+}
+
+/* Aborts the test if it runs longer than `seconds`. */
+static inline void test_watchdog(unsigned seconds)
+{
+    signal(SIGALRM, test_watchdog_fire);
+    alarm(seconds);
+}
+
+static inline int64_t test_ms(int64_t ms) { return ms * 1000000; }
+
+/* Runs fn under a fresh runtime with `workers` workers; returns its result. */
+static inline int test_run(unsigned workers, weft_fn fn, void *arg)
+{
+    weft_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = workers;
+    return weft_run(&cfg, fn, arg);
+}
+
+#endif
