@@ -543,6 +543,13 @@ extern WEFT__HIDDEN void (*weft__hook_task_done)(weft__task *t, int result);
 /* Moves a started task from its nursery's unstarted list to the running one. */
 extern WEFT__HIDDEN void (*weft__hook_task_started_running)(weft__task *t);
 
+/* ---- fault.c ------------------------------------------------------------ */
+
+WEFT__HIDDEN void weft__fault_install(void);
+WEFT__HIDDEN void weft__fault_uninstall(void);
+WEFT__HIDDEN void *weft__fault_thread_init(void);
+WEFT__HIDDEN void weft__fault_thread_fini(void *mem);
+
 /* ---- sanitizer / debugger hooks (fiber.c) ------------------------------ */
 
 WEFT__HIDDEN void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,

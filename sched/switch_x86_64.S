@@ -69,7 +69,13 @@ weft__ctx_switch:
         popq    %rbp
         .cfi_adjust_cfa_offset -8
         .cfi_restore %rbp
-        ret
+        /* Not ret: the return-stack predictor holds our caller's return
+         * address, not the other context's, so a ret would mispredict on
+         * every switch (about 10 ns here). An indirect jump is predicted
+         * from its own history instead. */
+        popq    %rcx
+        .cfi_adjust_cfa_offset -8
+        jmpq    *%rcx
         .cfi_endproc
         .size   weft__ctx_switch, .-weft__ctx_switch
 
@@ -92,17 +98,9 @@ weft__ctx_trampoline:
         .cfi_endproc
         .size   weft__ctx_trampoline, .-weft__ctx_trampoline
 
-/* Mark IBT compatibility (every indirect target above has endbr64). Shadow
- * stacks are not claimed: switching stacks with ret would violate them. */
-        .section .note.gnu.property, "a"
-        .p2align 3
-        .long   4               /* name size */
-        .long   16              /* descriptor size */
-        .long   5               /* NT_GNU_PROPERTY_TYPE_0 */
-        .asciz  "GNU"
-        .long   0xc0000002      /* GNU_PROPERTY_X86_FEATURE_1_AND */
-        .long   4
-        .long   1               /* IBT */
-        .p2align 3
+/* No GNU property note: the switch jumps indirectly to return addresses
+ * that carry no endbr64, and changes stacks under any shadow stack, so it
+ * claims neither IBT nor SHSTK (the linker then clears them for the
+ * library, which is the truth). */
 #endif
         .section .note.GNU-stack, "", @progbits

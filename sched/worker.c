@@ -553,6 +553,7 @@ void weft__worker_loop(weft__worker *w)
         pthread_attr_destroy(&attr);
     }
     w->sched_tsan_fiber = weft__fiber_current();
+    void *altstack = weft__fault_thread_init();
     bool spinning = false;
     for (;;) {
         weft__task *t = find_runnable(w, &spinning);
@@ -561,6 +562,7 @@ void weft__worker_loop(weft__worker *w)
         run_task(w, t);
     }
     stop_spinning(w, &spinning);
+    weft__fault_thread_fini(altstack);
     weft__tls_worker = NULL;
 }
 

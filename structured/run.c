@@ -293,6 +293,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     weft__rt_publish(rt);
     if (!st.no_signals)
         signals_install();
+    weft__fault_install();
 
     /* The calling thread is worker 0; spawn the root task from it. */
     weft__worker *w0 = &rt->workers[0];
@@ -311,6 +312,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     }
     weft__tls_worker = NULL;
 
+    weft__fault_uninstall();
     if (!st.no_signals)
         signals_restore();
     atomic_store(&mon_efd, -1);

@@ -1,0 +1,43 @@
+// bench/common.h - helpers shared by the weft benchmarks.
+#pragma once
+#include <weft.h>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+// Runs fn(arg) under a fresh runtime with `workers` workers; aborts on error
+// so a broken run can never be reported as a fast one.
+static inline void bench_run(unsigned workers, weft_fn fn, void *arg)
+{
+    weft_config cfg;
+    std::memset(&cfg, 0, sizeof cfg);
+    cfg.workers = workers;
+    int rc = weft_run(&cfg, fn, arg);
+    if (rc != 0) {
+        std::fprintf(stderr, "bench: weft_run failed: %d\n", rc);
+        std::abort();
+    }
+}
+
+static inline void bench_check(bool ok, const char *what)
+{
+    if (!ok) {
+        std::fprintf(stderr, "bench: result check failed: %s\n", what);
+        std::abort();
+    }
+}
+
+// Adds weft's own counters for the last run: wakes of sleeping workers are
+// what a hot path must avoid, so every benchmark reports them.
+static inline void bench_report_stats(benchmark::State &state, const weft_stats &before)
+{
+    weft_stats s;
+    weft_stats_get(&s);
+    double it = (double)state.iterations();
+    state.counters["worker_wakes"] = (double)(s.worker_wakes) / (it ? it : 1);
+    state.counters["steals"] = (double)(s.steals) / (it ? it : 1);
+    (void)before;
+}

@@ -1,0 +1,80 @@
+/* One million concurrently parked tasks on a default vm.max_map_count, at no
+ * more than 8 KiB of RSS each (asserted in Release; sanitizer builds scale
+ * the count down and skip the bound). Conservation: every task parks once
+ * and is woken once.
+ * TIMEOUT: 240
+ * LABELS: stress
+ */
+#include "test.h"
+
+static atomic_long parked, woken;
+static weft_event go = WEFT_EVENT_INIT;
+static long want;
+static long rss_before, rss_parked, maps_parked;
+
+static long rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    CHECK(f != NULL);
+    CHECK_EQ(fscanf(f, "%ld %ld", &pages, &resident), 2);
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static long count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    CHECK(f != NULL);
+    long n = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static int waiter(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add_explicit(&parked, 1, memory_order_relaxed);
+    CHECK_OK(weft_event_wait(&go));
+    atomic_fetch_add_explicit(&woken, 1, memory_order_relaxed);
+    return 0;
+}
+
+static int root(void *arg)
+{
+    (void)arg;
+    weft_nursery *n;
+    CHECK_OK(weft_nursery_open(&n));
+    rss_before = rss_bytes();
+    for (long i = 0; i < want; i++)
+        CHECK_OK(weft_spawn(n, waiter, NULL));
+    while (atomic_load(&parked) < want)
+        CHECK_OK(weft_sleep(test_ms(1)));
+    CHECK_OK(weft_sleep(test_ms(10)));
+    rss_parked = rss_bytes();
+    maps_parked = count_maps();
+    weft_stats st;
+    weft_stats_get(&st);
+    CHECK((long)st.tasks_live >= want);
+    weft_event_set(&go);
+    CHECK_OK(weft_nursery_close(n));
+    CHECK_EQ(atomic_load(&woken), want);
+    return 0;
+}
+
+int main(void)
+{
+    test_watchdog(230);
+    want = test_scale(1000000);
+    CHECK_OK(test_run(2, root, NULL));
+    double per = (double)(rss_parked - rss_before) / (double)want;
+    printf("sched_parked: %ld tasks parked, %.0f bytes RSS each, %ld mappings\n", want, per,
+           maps_parked);
+    CHECK(maps_parked < 65530);
+    if (!test_sanitized())
+        CHECK(per <= 8192);
+    return 0;
+}
