@@ -36,6 +36,18 @@ extern void __tsan_switch_to_fiber(void *fiber, unsigned flags) __attribute__((w
 
 extern void weft__ctx_trampoline(void);
 
+/* The hooks that switch TSan's fiber must not be instrumented themselves: an
+ * instrumented function would push its entry on the old fiber's shadow call
+ * stack and pop its exit from the new one's. */
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define NO_SANITIZE __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef NO_SANITIZE
+#define NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread))
+#endif
+
 void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void))
 {
     uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
@@ -81,7 +93,7 @@ void weft__fiber_destroy(void *f)
 /* Called right before weft__ctx_switch from `from_task` (NULL: the worker's
  * scheduler context) to `to_task` (NULL: the scheduler context). A dying
  * task hands ASan a NULL save slot so its fake stack is released. */
-void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
+NO_SANITIZE void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
                         bool from_dying)
 {
     if (__sanitizer_start_switch_fiber) {
@@ -98,7 +110,7 @@ void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_t
 }
 
 /* Called first thing after a switch lands in a context. */
-void weft__fiber_after(weft__worker *w, weft__task *now_task)
+NO_SANITIZE void weft__fiber_after(weft__worker *w, weft__task *now_task)
 {
     if (__sanitizer_finish_switch_fiber) {
         void *fake = now_task ? now_task->asan_fake : w->sched_asan_fake;

@@ -199,6 +199,11 @@ struct weft__task {
 
     weft_fn fn;
     void *arg;
+    /* Immutable after spawn, so a closer may read them while a worker
+     * starts the task: the requested stack size (0: default) and the
+     * worker a pinned spawn belongs to. */
+    size_t stack_req;
+    weft__worker *pin_home;
     int result;
     atomic_uint state;
     atomic_uint life;

@@ -161,6 +161,8 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
     if (armed)
         weft__timer_disarm(t);
     int reason = WS_REASON(atomic_load_explicit(&t->wstate, memory_order_acquire));
+    if (reason == W_TIMER)
+        WEFT__COUNT(weft__self(), timers_fired, 1);
     if (reason == W_TIMER && t->wait_dl_scope &&
         (deadline == WEFT_FOREVER || weft__now() < deadline)) {
         /* A scope's deadline fired, not the wait's own: that is a cancel. If

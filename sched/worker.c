@@ -256,7 +256,7 @@ static void prepare(weft__worker *w, weft__task *t)
 {
     if (t->stack || t->stack_host)
         return;
-    size_t sz = t->stk_size ? t->stk_size : w->rt->stack_size;
+    size_t sz = t->stack_req ? t->stack_req : w->rt->stack_size;
     weft__stack *s = weft__stack_get(w, sz);
     if (!s)
         weft__panic("out of memory for the stack of task %llu \"%s\" (%zu bytes); a spawn "

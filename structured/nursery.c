@@ -246,7 +246,7 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
     t->spawn_line = line;
     if (stack_size) {
         size_t ps = 4096;
-        t->stk_size = (stack_size + ps - 1) & ~(ps - 1);
+        t->stack_req = (stack_size + ps - 1) & ~(ps - 1);
     }
     if (attr && attr->name) {
         strncpy(t->name, attr->name, WEFT__NAME_MAX - 1);
@@ -255,6 +255,7 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
     if (attr && attr->pinned) {
         t->pin_count = 1;
         t->pinned_to = w;
+        t->pin_home = w;
     }
     weft__spin_lock(&n->lock);
     /* A task being started (out != NULL) stays off the lists until its
@@ -393,9 +394,9 @@ static weft__task *claim_unstarted(weft__nursery *n, weft__worker *w)
 {
     weft__spin_lock(&n->lock);
     for (weft__task *c = n->unstarted; c; c = c->sib_next) {
-        if (c->pinned_to && c->pinned_to != w)
+        if (c->pin_home && c->pin_home != w)
             continue;
-        if (c->stk_size && c->stk_size > weft__stack_remaining(w->current))
+        if (c->stack_req && c->stack_req > weft__stack_remaining(w->current))
             continue;
         unsigned prev = atomic_fetch_or_explicit(&c->life, L_CLAIMED, memory_order_acq_rel);
         if (prev & L_CLAIMED)

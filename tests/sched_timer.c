@@ -17,9 +17,12 @@ typedef struct {
 static sleeper s[N];
 static atomic_int next_order;
 
+static weft_event go;
+
 static int sleeper_fn(void *arg)
 {
     sleeper *me = arg;
+    CHECK_OK(weft_event_wait(&go));
     CHECK_OK(weft_sleep_until(me->deadline));
     me->woke = weft_now();
     me->order = atomic_fetch_add(&next_order, 1);
@@ -30,15 +33,17 @@ static int order_test(void *arg)
 {
     (void)arg;
     atomic_store(&next_order, 0);
-    int64_t base = weft_now() + test_ms(20);
+    weft_event_init(&go);
     weft_nursery *n;
     CHECK_OK(weft_nursery_open(&n));
-    /* Deadlines 50 us apart, spawned in a shuffled order. */
-    for (int i = 0; i < N; i++) {
-        int k = (int)(((unsigned)i * 7919u) % N);
+    /* Spawned in a shuffled order; deadlines 50 us apart, set once all are
+     * spawned and far enough out that every sleeper parks before the first. */
+    for (int i = 0; i < N; i++)
+        CHECK_OK(weft_spawn(n, sleeper_fn, &s[(i * 7919) % N]));
+    int64_t base = weft_now() + test_ms(test_sanitized() ? 200 : 20);
+    for (int k = 0; k < N; k++)
         s[k].deadline = base + (int64_t)k * 50000;
-        CHECK_OK(weft_spawn(n, sleeper_fn, &s[k]));
-    }
+    weft_event_set(&go);
     CHECK_OK(weft_nursery_close(n));
     for (int i = 0; i < N; i++) {
         CHECK(s[i].woke >= s[i].deadline); /* never early */
@@ -50,6 +55,8 @@ static int order_test(void *arg)
 static int never_early(void *arg)
 {
     (void)arg;
+    weft_event_init(&go);
+    weft_event_set(&go);
     weft_nursery *n;
     CHECK_OK(weft_nursery_open(&n));
     int64_t now = weft_now();
