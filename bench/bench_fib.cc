@@ -55,21 +55,21 @@ int fib_cut_task(void *arg)
 
 void BM_fib(benchmark::State &state)
 {
-    for (auto _ : state) {
+    bench_in_task(state, (unsigned)state.range(0), [&](benchmark::State &) {
         Fib f{kN, 0};
-        bench_run((unsigned)state.range(0), fib_task, &f);
+        bench_check(fib_task(&f) == 0, "fib");
         bench_check(f.out == kFib32, "fib(32)");
-    }
+    });
 }
 BENCHMARK(BM_fib)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_fib_cutoff(benchmark::State &state)
 {
-    for (auto _ : state) {
+    bench_in_task(state, (unsigned)state.range(0), [&](benchmark::State &) {
         Fib f{kN, 0};
-        bench_run((unsigned)state.range(0), fib_cut_task, &f);
+        bench_check(fib_cut_task(&f) == 0, "fib");
         bench_check(f.out == kFib32, "fib(32)");
-    }
+    });
 }
 BENCHMARK(BM_fib_cutoff)->Arg(2)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -42,14 +42,14 @@ void BM_spawn_join(benchmark::State &state)
     SpawnArgs a{kTasks, &slots};
     weft_stats before;
     weft_stats_get(&before);
-    for (auto _ : state) {
+    bench_in_task(state, workers, [&](benchmark::State &) {
         std::fill(slots.begin(), slots.end(), 0);
-        bench_run(workers, spawn_join, &a);
+        bench_check(spawn_join(&a) == 0, "spawn_join");
         long sum = 0;
         for (long v : slots)
             sum += v;
         bench_check(sum == kTasks, "every task wrote its slot");
-    }
+    });
     state.counters["ns_per_op"] = benchmark::Counter(
         (double)kTasks * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
     bench_report_stats(state, before);
@@ -97,12 +97,12 @@ int tree_root(void *arg)
 void BM_tree(benchmark::State &state)
 {
     unsigned workers = (unsigned)state.range(0);
-    for (auto _ : state) {
+    bench_in_task(state, workers, [&](benchmark::State &) {
         long total = 0;
         Node root{kTasks, &total};
-        bench_run(workers, tree_root, &root);
+        bench_check(tree_root(&root) == 0, "tree");
         bench_check(total == kTasks, "tree sums to 1e6");
-    }
+    });
 }
 BENCHMARK(BM_tree)->Arg(2)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -68,8 +68,9 @@ void BM_yield_pair(benchmark::State &state)
 {
     weft_stats before;
     weft_stats_get(&before);
-    for (auto _ : state)
-        bench_run(1, yield_pair, nullptr);
+    bench_in_task(state, 1, [&](benchmark::State &) {
+        bench_check(yield_pair(nullptr) == 0, "yield pair");
+    });
     state.counters["ns_per_op"] = benchmark::Counter(
         2.0 * kYields * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
     bench_report_stats(state, before);

@@ -30,6 +30,27 @@ static inline void bench_check(bool ok, const char *what)
     }
 }
 
+// Runs the benchmark loop inside one task of one runtime, as a long-lived
+// program would (the Go peers also keep one runtime warm across iterations):
+// body(state) is called once per iteration from that task.
+template <typename F> struct BenchInTask {
+    benchmark::State *state;
+    F body;
+    static int run(void *arg)
+    {
+        auto *self = static_cast<BenchInTask *>(arg);
+        for (auto _ : *self->state)
+            self->body(*self->state);
+        return 0;
+    }
+};
+
+template <typename F> static void bench_in_task(benchmark::State &state, unsigned workers, F body)
+{
+    BenchInTask<F> b{&state, body};
+    bench_run(workers, BenchInTask<F>::run, &b);
+}
+
 // Adds weft's own counters for the last run: wakes of sleeping workers are
 // what a hot path must avoid, so every benchmark reports them.
 static inline void bench_report_stats(benchmark::State &state, const weft_stats &before)

@@ -279,6 +279,16 @@ typedef struct {
     _Atomic(uintptr_t) buf[WEFT__RUNQ_SIZE];
 } weft__runq;
 
+#define WEFT__DEQUE_SIZE 1024u /* power of two */
+
+typedef struct {
+    /* Chase-Lev: the owner pushes and takes at the bottom, thieves steal at
+     * the top (deque.c). Entries are tagged pointers (spawn entries). */
+    _Alignas(WEFT__CACHELINE) _Atomic int64_t top;
+    _Alignas(WEFT__CACHELINE) _Atomic int64_t bottom;
+    _Atomic(uintptr_t) buf[WEFT__DEQUE_SIZE];
+} weft__deque;
+
 typedef struct {
     /* Producers push onto a Treiber stack; the single consumer (the owning
      * worker) takes the whole stack at once and reverses it (inbox.c). */
@@ -320,6 +330,7 @@ struct weft__worker {
     /* Shared with other workers. */
     _Alignas(WEFT__CACHELINE) _Atomic(weft__task *) runnext;
     weft__runq runq;
+    weft__deque spawnq;
     weft__inbox inbox;
     _Alignas(WEFT__CACHELINE) weft__spin timer_lock;
     weft__task **heap;
@@ -439,6 +450,21 @@ WEFT__HIDDEN uintptr_t weft__runq_pop(weft__runq *q);
  * caller); returns one of them to run, 0 if none. */
 WEFT__HIDDEN uintptr_t weft__runq_steal(weft__runq *victim, weft__runq *dst);
 WEFT__HIDDEN unsigned weft__runq_len(const weft__runq *q);
+
+WEFT__HIDDEN void weft__deque_init(weft__deque *d);
+/* Owner only; false when full. */
+WEFT__HIDDEN bool weft__deque_push(weft__deque *d, uintptr_t e);
+/* Owner only: the newest entry, 0 if none. */
+WEFT__HIDDEN uintptr_t weft__deque_take(weft__deque *d);
+/* Anyone: the oldest entry, 0 if none. */
+WEFT__HIDDEN uintptr_t weft__deque_steal(weft__deque *d);
+WEFT__HIDDEN unsigned weft__deque_len(weft__deque *d);
+/* Spawn: publish a new child on the current worker (spawn deque, or the
+ * run queue when the deque is full), waking an idle worker if none spins. */
+WEFT__HIDDEN void weft__ready_spawn(weft__task *t);
+/* In close: takes back the newest spawn of this worker if it is an
+ * unstarted child of n, claimed for the caller; NULL otherwise. */
+WEFT__HIDDEN weft__task *weft__spawn_take_back(weft__nursery *n, size_t room);
 
 WEFT__HIDDEN void weft__inject_push(weft__rt *rt, uintptr_t first, uintptr_t last, unsigned n);
 WEFT__HIDDEN uintptr_t weft__inject_pop(weft__rt *rt, weft__runq *refill);

@@ -41,6 +41,7 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
         w->id = (int)i;
         w->rt = rt;
         weft__runq_init(&w->runq);
+        weft__deque_init(&w->spawnq);
         weft__inbox_init(&w->inbox);
         atomic_store_explicit(&w->timer_next, WEFT_FOREVER, memory_order_relaxed);
         /* splitmix64 of seed and id: distinct, never-zero xorshift states */

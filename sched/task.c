@@ -15,7 +15,7 @@
 
 #include <sched.h>
 
-#define SLAB_TASKS 256
+#define SLAB_TASKS 64
 #define TCB_CACHE_MAX 512
 #define BUDGET 64
 #define KEYS_MAX 1024
@@ -334,7 +334,8 @@ int weft_task_set(weft_key key, void *value)
 static bool others_runnable(weft__worker *w)
 {
     return atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
-           weft__runq_len(&w->runq) || w->pinned_head || !weft__inbox_empty(&w->inbox) ||
+           weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) || w->pinned_head ||
+           !weft__inbox_empty(&w->inbox) ||
            atomic_load_explicit(&w->rt->inject_n, memory_order_relaxed) ||
            atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= weft__now();
 }

@@ -172,6 +172,19 @@ void weft__ready(weft__task *t, bool spawn_entry, bool lifo)
     weft__wake_idle(rt);
 }
 
+void weft__ready_spawn(weft__task *t)
+{
+    weft__worker *w = weft__self();
+    if (t->pinned_to || !w) {
+        weft__ready(t, true, false);
+        return;
+    }
+    uintptr_t e = weft__entry(t, true);
+    if (!weft__deque_push(&w->spawnq, e))
+        weft__runq_push_or_overflow(w->rt, &w->runq, e);
+    weft__wake_idle(w->rt);
+}
+
 /* ---- picking the next task --------------------------------------------- */
 
 static void drain_inbox(weft__worker *w)
@@ -242,10 +255,32 @@ static weft__task *pick_local(weft__worker *w)
         if (!e)
             e = pinned_pop(w);
         if (!e)
+            e = weft__deque_steal(&w->spawnq); /* the oldest spawn first */
+        if (!e)
             return NULL;
         weft__task *t = claim(w, e);
         if (t)
             return t;
+    }
+}
+
+weft__task *weft__spawn_take_back(weft__nursery *n, size_t room)
+{
+    weft__worker *w = weft__self();
+    for (;;) {
+        uintptr_t e = weft__deque_take(&w->spawnq);
+        if (!e)
+            return NULL;
+        weft__task *t = weft__entry_task(e);
+        /* t->nursery is immutable after spawn, and t cannot be freed while
+         * its entry is in our deque. */
+        if (t->nursery != n || t->stack_req > room) {
+            weft__deque_push(&w->spawnq, e); /* room: we just took one */
+            return NULL;
+        }
+        if ((t = claim(w, e)) != NULL)
+            return t;
+        /* A tombstone (its parent claimed it another way): consumed. */
     }
 }
 
@@ -404,6 +439,8 @@ static weft__task *steal(weft__worker *w, bool with_runnext)
             continue;
         WEFT__COUNT(w, steal_attempts, 1);
         uintptr_t e = weft__runq_steal(&v->runq, &w->runq);
+        if (!e)
+            e = weft__deque_steal(&v->spawnq);
         if (!e && with_runnext) {
             weft__task *t = steal_runnext(w, v);
             e = t ? weft__entry(t, false) : 0;
@@ -428,12 +465,13 @@ static bool work_visible(weft__worker *w, int64_t now)
     weft__rt *rt = w->rt;
     if (atomic_load_explicit(&rt->inject_n, memory_order_relaxed) ||
         !weft__inbox_empty(&w->inbox) || weft__runq_len(&w->runq) ||
+        weft__deque_len(&w->spawnq) ||
         atomic_load_explicit(&w->runnext, memory_order_relaxed) || w->pinned_head)
         return true;
     if (atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= now)
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++)
-        if (weft__runq_len(&rt->workers[i].runq))
+        if (weft__runq_len(&rt->workers[i].runq) || weft__deque_len(&rt->workers[i].spawnq))
             return true;
     return false;
 }

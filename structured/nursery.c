@@ -233,7 +233,10 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
         }
         stack_size = attr->stack_size;
     }
-    if (!out && scope_chain_cancelled(&n->scope))
+    /* Spawning from the task that has n innermost (the usual case): the
+     * child's chain is the spawner's, so is its verdict. */
+    bool same_chain = self && self->scope_top == &n->scope;
+    if (!out && (same_chain ? weft__task_cancelled(self) : scope_chain_cancelled(&n->scope)))
         return -ECANCELED;
     weft__task *t = weft__task_alloc(w);
     if (!t)
@@ -242,6 +245,12 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
     t->arg = arg;
     t->nursery = n;
     t->scope_top = t->scope_base = &n->scope;
+    if (same_chain) {
+        t->cgen = self->cgen;
+        t->c_cancelled = self->c_cancelled;
+        t->c_deadline = self->c_deadline;
+        t->c_dl_scope = self->c_dl_scope;
+    }
     t->spawn_file = file;
     t->spawn_line = line;
     if (stack_size) {
@@ -271,7 +280,7 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
         *out = t;
         return 0;
     }
-    weft__ready(t, true, false);
+    weft__ready_spawn(t);
     return 0;
 }
 
@@ -313,7 +322,7 @@ int weft_nursery_start(weft_nursery *pub, weft_fn fn, void *arg)
     t->starter = self;
     t->arg_start_rec = &rec;
     t->starter_token = weft__wait_begin(self, 0);
-    weft__ready(t, true, false);
+    weft__ready_spawn(t);
     weft__wait_park(self, t->starter_token, WEFT_FOREVER, 0);
     return rec.result;
 }
@@ -426,7 +435,11 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, bool on_exit)
     for (;;) {
         weft__worker *w = weft__self();
         if (t->pin_count == 0 && weft__stack_remaining(t) > INLINE_MIN_STACK) {
-            weft__task *c = claim_unstarted(n, w);
+            /* Our newest spawn, still in this worker's deque: take it back
+             * (no tombstone); else any unstarted child (leaves one). */
+            weft__task *c = weft__spawn_take_back(n, weft__stack_remaining(t));
+            if (!c)
+                c = claim_unstarted(n, w);
             if (c) {
                 weft__task_run_inline(c);
                 continue;

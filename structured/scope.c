@@ -112,7 +112,12 @@ void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned 
     s->parent = t->scope_top;
     t->scope_top = s;
     weft__spin_unlock(&t->lock);
-    weft__task_cancel_cache_reset(t);
+    /* A fresh scope is neither cancelled nor shielded: the cached verdict
+     * stays valid, and only the deadline may move earlier. */
+    if (deadline < t->c_deadline) {
+        t->c_deadline = deadline;
+        t->c_dl_scope = s;
+    }
 }
 
 void weft__scope_pop(weft__task *t, weft__scope *s)
@@ -121,7 +126,12 @@ void weft__scope_pop(weft__task *t, weft__scope *s)
     t->scope_top = s->parent;
     weft__spin_unlock(&t->lock);
     s->magic = 0;
-    weft__task_cancel_cache_reset(t);
+    /* The verdict survives unless s contributed to it: its cancel, its
+     * deadline, or a shield that hid the scopes outside it. (A concurrent
+     * change to s bumps the generation, which invalidates it anyway.) */
+    if ((atomic_load_explicit(&s->flags, memory_order_relaxed) & (S_CANCELLED | S_SHIELDED)) ||
+        t->c_dl_scope == s)
+        weft__task_cancel_cache_reset(t);
 }
 
 /* ---- public -------------------------------------------------------------- */
