@@ -248,9 +248,88 @@ WEFT_API bool weft_cancelled(void);
 /* Synchronization                                                          */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Caller-allocated objects with fixed private storage, like pthreads: a
+ * static initializer (plain {0}-style, valid in C11 and C++17) or _init, and
+ * _destroy. They belong to no runtime instance: usable across weft_run calls
+ * and while none runs. Every call also works from a plain OS thread outside
+ * any task (it then blocks that thread), so foreign threads, C callbacks and
+ * weft_blocking bodies can talk to tasks. Waits park the task.
+ *
+ * A waiter chosen by a signal, release, send or set returns success even if
+ * its task was cancelled meanwhile; a waiter that returns -ECANCELED consumed
+ * no signal and no permit, so no wakeup is lost.
+ */
+
+/* A mutex owned by the task (or thread) that locked it; the owner may park
+ * and migrate while holding it. A brief spin, then the task parks. A waiter
+ * that has waited over 1 ms switches the mutex to hand-off mode (Go's
+ * starvation guard), so no waiter is bypassed forever. */
+typedef struct weft_mutex {
+    WEFT_ALIGNAS(8) unsigned char private_[40];
+} weft_mutex;
+#define WEFT_MUTEX_INIT {{0}}
+
+WEFT_API void weft_mutex_init(weft_mutex *m);
+/* Misuse (reported) when locked or waited on. */
+WEFT_API void weft_mutex_destroy(weft_mutex *m);
+/* 0. Not a cancellation point. May park: yes. Context: both. */
+WEFT_API int weft_mutex_lock(weft_mutex *m);
+/* 0 or -EBUSY (also when the caller holds it). Never parks. */
+WEFT_API int weft_mutex_trylock(weft_mutex *m);
+/* Unlock by a non-owner is misuse: reported, and ignored. */
+WEFT_API void weft_mutex_unlock(weft_mutex *m);
+
+/* A condition variable. */
+typedef struct weft_cond {
+    WEFT_ALIGNAS(8) unsigned char private_[24];
+} weft_cond;
+#define WEFT_COND_INIT {{0}}
+
+WEFT_API void weft_cond_init(weft_cond *c);
+WEFT_API void weft_cond_destroy(weft_cond *c);
+/* Releases m, parks until signalled, re-acquires m. Cancellation point;
+ * holds the mutex again on every return; may wake spuriously.
+ * Returns 0 or -ECANCELED. Context: both. */
+WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m);
+/* As weft_cond_wait; -ETIMEDOUT at the deadline. */
+WEFT_API int weft_cond_wait_until(weft_cond *c, weft_mutex *m, int64_t deadline);
+WEFT_API void weft_cond_signal(weft_cond *c);
+WEFT_API void weft_cond_broadcast(weft_cond *c);
+
+/* A counting semaphore. */
+typedef struct weft_sem {
+    WEFT_ALIGNAS(8) unsigned char private_[32];
+} weft_sem;
+#define WEFT_SEM_INIT {{0}} /* a semaphore with count 0; weft_sem_init for others */
+
+WEFT_API void weft_sem_init(weft_sem *s, unsigned count);
+WEFT_API void weft_sem_destroy(weft_sem *s);
+/* Takes a permit, parking until one is released. Cancellation point:
+ * -ECANCELED took no permit. Returns 0 or -ECANCELED. Context: both. */
+WEFT_API int weft_sem_acquire(weft_sem *s);
+/* 0 or -EAGAIN. Never parks. */
+WEFT_API int weft_sem_tryacquire(weft_sem *s);
+/* Hands the permit to the first waiter, or adds it to the count. */
+WEFT_API void weft_sem_release(weft_sem *s);
+
+/* A wait group (Go's sync.WaitGroup). */
+typedef struct weft_waitgroup {
+    WEFT_ALIGNAS(8) unsigned char private_[32];
+} weft_waitgroup;
+#define WEFT_WAITGROUP_INIT {{0}}
+
+WEFT_API void weft_waitgroup_init(weft_waitgroup *w);
+WEFT_API void weft_waitgroup_destroy(weft_waitgroup *w);
+/* Adds delta (may be negative) to the counter; at zero every waiter wakes.
+ * A negative counter is misuse: reported, and the counter is set to 0. */
+WEFT_API void weft_waitgroup_add(weft_waitgroup *w, int delta);
+WEFT_API void weft_waitgroup_done(weft_waitgroup *w);
+/* Parks until the counter is zero. Cancellation point. 0 or -ECANCELED. */
+WEFT_API int weft_waitgroup_wait(weft_waitgroup *w);
+
 /* A one-shot event: set once, wakes every waiter; later waits return at
- * once. Caller-allocated; belongs to no runtime instance; works from plain
- * threads too (they block). */
+ * once. */
 typedef struct weft_event {
     WEFT_ALIGNAS(8) unsigned char private_[32];
 } weft_event;
@@ -266,6 +345,55 @@ WEFT_API int weft_event_wait(weft_event *e);
 /* weft_event_wait with a deadline: -ETIMEDOUT when it passes. */
 WEFT_API int weft_event_wait_until(weft_event *e, int64_t deadline);
 WEFT_API bool weft_event_is_set(const weft_event *e);
+
+/* ---- channels ---------------------------------------------------------- */
+
+/* A typed-by-size channel with Go's semantics: unbuffered (capacity 0,
+ * a rendezvous) or buffered; close wakes everyone; buffered items stay
+ * receivable after close; a send on a closed channel returns -EPIPE. */
+typedef struct weft_chan weft_chan;
+
+/* 0, -EINVAL (out NULL, or elem_size * capacity overflows), -ENOMEM.
+ * elem_size 0 is allowed (pure signalling). Context: both. */
+WEFT_API int weft_chan_open(weft_chan **out, size_t elem_size, size_t capacity);
+/* Copies *elem in. Cancellation point: -ECANCELED delivered nothing.
+ * Returns 0, -EPIPE (closed), -ECANCELED. May park. Context: both. */
+WEFT_API int weft_chan_send(weft_chan *c, const void *elem);
+/* Copies an element out to *elem (may be NULL to drop it). Cancellation
+ * point: -ECANCELED consumed nothing. Returns 0, -EPIPE (closed and
+ * drained), -ECANCELED. May park. Context: both. */
+WEFT_API int weft_chan_recv(weft_chan *c, void *elem);
+/* -EAGAIN if it would park; -EPIPE if closed. Never parks. */
+WEFT_API int weft_chan_try_send(weft_chan *c, const void *elem);
+/* -EAGAIN if it would park; -EPIPE if closed and drained. Never parks. */
+WEFT_API int weft_chan_try_recv(weft_chan *c, void *elem);
+/* Idempotent; wakes every waiter; buffered items stay receivable. */
+WEFT_API void weft_chan_close(weft_chan *c);
+/* Only when no task or thread can still use it. */
+WEFT_API void weft_chan_free(weft_chan *c);
+/* Items buffered now, and the capacity. Snapshots. */
+WEFT_API size_t weft_chan_len(weft_chan *c);
+WEFT_API size_t weft_chan_cap(weft_chan *c);
+
+typedef enum { WEFT_SEND = 1, WEFT_RECV = 2 } weft_case_op;
+typedef struct weft_case {
+    weft_chan *chan;  /* NULL disables the case */
+    weft_case_op op;
+    void *elem;       /* source for SEND, destination for RECV (may be NULL) */
+    int result;       /* set for the chosen case: 0, or -EPIPE (SEND: closed;
+                         RECV: closed and drained) */
+} weft_case;
+
+/* Parks until one case can proceed, performs exactly that one, and returns
+ * its index; -ETIMEDOUT at the deadline; -ECANCELED (no case performed);
+ * -EINVAL for n > INT_MAX or a bad op. Among ready cases the choice is
+ * uniformly random. A select never pairs its own SEND with its own RECV;
+ * two parked selects with opposite cases on one unbuffered channel do
+ * meet. All cases NULL (or n == 0): parks until the deadline or a cancel.
+ * May park. Context: both. */
+WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
+/* As weft_select without parking: -EAGAIN if no case is ready now. */
+WEFT_API int weft_select_try(weft_case *cases, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Observability                                                            */

@@ -234,6 +234,7 @@ struct weft__task {
     weft__worker *worker;     /* the worker it last ran on */
     weft__worker *pinned_to;  /* non-NULL while pinned */
     int pin_count;
+    int locks_held;           /* weft_mutex locks owned (misuse check at exit) */
     uint32_t budget;          /* cooperative checkpoint budget */
     uint64_t id;
 
@@ -506,6 +507,11 @@ WEFT__HIDDEN uint64_t weft__wait_begin(weft__task *t, unsigned flags);
  * Returns the reason. */
 WEFT__HIDDEN int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline,
                                  unsigned flags);
+/* The two halves of weft__wake, for wakers that must deliver data after
+ * winning and before the task may run (channels): claim wins the wait (or
+ * returns false), finish makes the task runnable. */
+WEFT__HIDDEN bool weft__wake_claim(weft__task *t, uint64_t token, int reason);
+WEFT__HIDDEN void weft__wake_finish(weft__task *t, int reason);
 /* Fires token with a reason; true if this call won (and made t runnable). */
 WEFT__HIDDEN bool weft__wake(weft__task *t, uint64_t token, int reason);
 /* A canceller calls this with t->lock held: if t is parked in a

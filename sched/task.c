@@ -184,6 +184,8 @@ void weft__task_finish(weft__task *t, int result)
     if (weft__hook_task_exit)
         weft__hook_task_exit(t);
     run_key_dtors(t);
+    if (t->locks_held)
+        weft__misuse("task returned while holding %d weft_mutex lock(s)", t->locks_held);
     t->pin_count = 0;
     t->pinned_to = NULL;
     t->result = result;

@@ -112,20 +112,30 @@ uint64_t weft__wait_begin(weft__task *t, unsigned flags)
     return tok;
 }
 
-bool weft__wake(weft__task *t, uint64_t token, int reason)
+bool weft__wake_claim(weft__task *t, uint64_t token, int reason)
 {
     uint64_t expect = token | W_WAITING;
-    /* acq_rel: the winner's writes (results, the waker's data) happen-before
-     * the task reads its reason after resuming. */
-    if (!atomic_compare_exchange_strong_explicit(&t->wstate, &expect, token | (unsigned)reason,
-                                                 memory_order_acq_rel, memory_order_acquire))
-        return false;
+    return atomic_compare_exchange_strong_explicit(&t->wstate, &expect, token | (unsigned)reason,
+                                                   memory_order_acq_rel, memory_order_acquire);
+}
+
+void weft__wake_finish(weft__task *t, int reason)
+{
     if (reason == W_CANCEL && t->cancel_hook)
         t->cancel_hook(t, t->cancel_hook_arg);
-    /* Step 4: pairs with the fetch_or in after_switch (worker.c). */
+    /* Step 4: pairs with the fetch_or in after_switch (worker.c). acq_rel:
+     * what the waker wrote (results, copied data) happens-before the task
+     * runs again, whoever of the two makes it runnable. */
     unsigned prev = atomic_fetch_or_explicit(&t->handoff, H_WOKEN, memory_order_acq_rel);
     if (prev & H_SWITCHED)
         weft__ready(t, false, reason == W_WOKEN);
+}
+
+bool weft__wake(weft__task *t, uint64_t token, int reason)
+{
+    if (!weft__wake_claim(t, token, reason))
+        return false;
+    weft__wake_finish(t, reason);
     return true;
 }
 

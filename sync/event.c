@@ -54,7 +54,7 @@ int weft_event_wait_until(weft_event *e, int64_t deadline)
         weft__spin_unlock(&v->lock);
         return -ETIMEDOUT;
     }
-    return weft__waitq_wait(&v->lock, &v->q, deadline);
+    return weft__waitq_wait(&v->lock, &v->q, deadline, true);
 }
 
 int weft_event_wait(weft_event *e) { return weft_event_wait_until(e, WEFT_FOREVER); }

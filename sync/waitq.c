@@ -1,11 +1,82 @@
 /*
- * waitq.c - the waiter queue on sched's park/wake (see sync/internal.h).
+ * waitq.c - parkers and the waiter queue (see sync/internal.h).
  */
 #include "internal.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* ---- parkers --------------------------------------------------------------- */
+
+void weft__parker_begin(weft__parker *p, bool cancellable)
+{
+    p->task = weft__current();
+    p->chosen = -1;
+    p->result = 0;
+    atomic_store_explicit(&p->tstate, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->futex, 0, memory_order_relaxed);
+    if (p->task)
+        p->token = weft__wait_begin(p->task, cancellable ? WAIT_CANCELLABLE : 0);
+}
+
+bool weft__parker_claim(weft__parker *p)
+{
+    if (p->task)
+        return weft__wake_claim(p->task, p->token, W_WOKEN);
+    unsigned zero = 0;
+    return atomic_compare_exchange_strong_explicit(&p->tstate, &zero, 1, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+
+void weft__parker_finish(weft__parker *p)
+{
+    if (p->task) {
+        weft__wake_finish(p->task, W_WOKEN);
+        return;
+    }
+    /* release: what the waker wrote happens-before the thread's return. The
+     * thread may return (and its frame die) as soon as it sees 1; a futex
+     * wake on a dead address is harmless. */
+    atomic_uint *addr = &p->futex;
+    atomic_store_explicit(addr, 1, memory_order_release);
+    syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static int thread_park(weft__parker *p, int64_t deadline)
+{
+    while (atomic_load_explicit(&p->futex, memory_order_acquire) == 0) {
+        struct timespec ts, *tsp = NULL;
+        if (deadline != WEFT_FOREVER) {
+            int64_t left = deadline - weft__now();
+            if (left <= 0) {
+                unsigned zero = 0;
+                if (atomic_compare_exchange_strong_explicit(&p->tstate, &zero, 2,
+                                                            memory_order_acq_rel,
+                                                            memory_order_relaxed))
+                    return -ETIMEDOUT;
+                /* Claimed meanwhile: the finish is on its way. */
+                deadline = WEFT_FOREVER;
+                continue;
+            }
+            ts.tv_sec = left / 1000000000;
+            ts.tv_nsec = left % 1000000000;
+            tsp = &ts;
+        }
+        syscall(SYS_futex, (unsigned *)&p->futex, FUTEX_WAIT_PRIVATE, 0, tsp, NULL, 0);
+    }
+    return 0;
+}
+
+int weft__parker_park(weft__parker *p, int64_t deadline, bool cancellable)
+{
+    if (!p->task)
+        return thread_park(p, deadline);
+    int r = weft__wait_park(p->task, p->token, deadline, cancellable ? WAIT_CANCELLABLE : 0);
+    return r == W_WOKEN ? 0 : r == W_TIMER ? -ETIMEDOUT : -ECANCELED;
+}
+
+/* ---- the queue ------------------------------------------------------------- */
 
 void weft__waitq_push(weft__waitq *q, weft__waiter *w)
 {
@@ -16,6 +87,18 @@ void weft__waitq_push(weft__waitq *q, weft__waiter *w)
     else
         q->head = w;
     q->tail = w;
+    w->linked = true;
+}
+
+void weft__waitq_push_front(weft__waitq *q, weft__waiter *w)
+{
+    w->prev = NULL;
+    w->next = q->head;
+    if (q->head)
+        q->head->prev = w;
+    else
+        q->tail = w;
+    q->head = w;
     w->linked = true;
 }
 
@@ -35,86 +118,72 @@ void weft__waitq_remove(weft__waitq *q, weft__waiter *w)
     w->linked = false;
 }
 
-static bool fire(weft__waiter *w)
+weft__waiter *weft__waitq_claim_first(weft__waitq *q, weft__parker *skip)
 {
-    if (w->task)
-        return weft__wake(w->task, w->token, W_WOKEN);
-    /* release: the waker's writes happen-before the thread's return. The
-     * waiter may return (and its frame die) as soon as it sees 1; a futex
-     * wake on a dead address is harmless. */
-    atomic_uint *addr = &w->futex;
-    atomic_store_explicit(addr, 1, memory_order_release);
-    syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-    return true;
+    weft__waiter *w = q->head;
+    while (w) {
+        weft__waiter *nx = w->next;
+        if (w->p != skip) {
+            weft__waitq_remove(q, w);
+            if (weft__parker_claim(w->p))
+                return w;
+        }
+        w = nx;
+    }
+    return NULL;
 }
 
 bool weft__waitq_wake_one(weft__waitq *q)
 {
-    while (q->head) {
-        weft__waiter *w = q->head;
-        weft__waitq_remove(q, w);
-        if (fire(w))
-            return true;
-    }
-    return false;
+    weft__waiter *w = weft__waitq_claim_first(q, NULL);
+    if (!w)
+        return false;
+    weft__parker_finish(w->p);
+    return true;
 }
 
 unsigned weft__waitq_wake_all(weft__waitq *q)
 {
     unsigned n = 0;
-    while (q->head) {
-        weft__waiter *w = q->head;
-        weft__waitq_remove(q, w);
-        n += fire(w);
+    weft__waiter *w;
+    while ((w = weft__waitq_claim_first(q, NULL)) != NULL) {
+        weft__parker_finish(w->p);
+        n++;
     }
     return n;
 }
 
-static int thread_wait(weft__spin *lock, weft__waitq *q, weft__waiter *w, int64_t deadline)
+int weft__waitq_wait(weft__spin *lock, weft__waitq *q, int64_t deadline, bool cancellable)
 {
-    while (atomic_load_explicit(&w->futex, memory_order_acquire) == 0) {
-        struct timespec ts, *tsp = NULL;
-        if (deadline != WEFT_FOREVER) {
-            int64_t left = deadline - weft__now();
-            if (left <= 0) {
-                weft__spin_lock(lock);
-                bool mine = w->linked;
-                weft__waitq_remove(q, w);
-                weft__spin_unlock(lock);
-                if (mine)
-                    return -ETIMEDOUT;
-                /* A waker popped us concurrently: its wake is ours. */
-                deadline = WEFT_FOREVER;
-                continue;
-            }
-            ts.tv_sec = left / 1000000000;
-            ts.tv_nsec = left % 1000000000;
-            tsp = &ts;
-        }
-        syscall(SYS_futex, (unsigned *)&w->futex, FUTEX_WAIT_PRIVATE, 0, tsp, NULL, 0);
-    }
-    return 0;
-}
-
-int weft__waitq_wait(weft__spin *lock, weft__waitq *q, int64_t deadline)
-{
+    weft__parker p;
     weft__waiter w;
     memset(&w, 0, sizeof w);
-    weft__task *t = weft__current();
-    if (!t) {
-        weft__waitq_push(q, &w);
-        weft__spin_unlock(lock);
-        return thread_wait(lock, q, &w, deadline);
-    }
-    w.task = t;
-    w.token = weft__wait_begin(t, WAIT_CANCELLABLE);
+    weft__parker_begin(&p, cancellable);
+    w.p = &p;
     weft__waitq_push(q, &w);
     weft__spin_unlock(lock);
-    int r = weft__wait_park(t, w.token, deadline, WAIT_CANCELLABLE);
-    if (r == W_WOKEN)
-        return 0;
-    weft__spin_lock(lock);
-    weft__waitq_remove(q, &w);
-    weft__spin_unlock(lock);
-    return r == W_TIMER ? -ETIMEDOUT : -ECANCELED;
+    int r = weft__parker_park(&p, deadline, cancellable);
+    if (r != 0) {
+        weft__spin_lock(lock);
+        weft__waitq_remove(q, &w);
+        weft__spin_unlock(lock);
+    }
+    return r;
+}
+
+static __thread uint64_t thread_rng;
+
+uint64_t weft__sync_rand(void)
+{
+    weft__worker *w = weft__self();
+    if (w)
+        return weft__rand(w);
+    uint64_t x = thread_rng;
+    if (!x)
+        x = (uint64_t)weft__now() ^ (uint64_t)(uintptr_t)&thread_rng ^ 0x9E3779B97F4A7C15ULL;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    thread_rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
 }

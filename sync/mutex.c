@@ -1,0 +1,201 @@
+/*
+ * mutex.c - weft_mutex: spin briefly, then park; Go's starvation guard.
+ *
+ * state bits: LOCKED, WAITERS (the queue may be non-empty), STARVING.
+ * Normal mode: unlock clears LOCKED and wakes the first waiter, which then
+ * competes with newcomers (barging keeps throughput up). A waiter that has
+ * waited over 1 ms sets STARVING: from then on unlock hands the mutex
+ * directly to the first waiter (LOCKED never drops), and newcomers queue
+ * behind, so no waiter is bypassed forever. The mode ends when the queue
+ * empties.
+ *
+ * Lost-wakeup freedom: a locker sets WAITERS with a CAS that requires
+ * LOCKED to be still set, under the queue lock, before it enqueues; an
+ * unlocker whose fast CAS (LOCKED -> 0) fails because WAITERS is set takes
+ * the queue lock and finds the waiter.
+ */
+#include "internal.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum { LOCKED = 1u, WAITERS = 2u, STARVING = 4u };
+#define STARVE_NS 1000000
+#define SPINS 64
+#define HANDOFF 1
+
+typedef struct {
+    atomic_uint state;
+    weft__spin lock;
+    weft__waitq q;
+    _Atomic uint64_t owner; /* task id, or thread id | 1 << 63; 0 when free */
+} mutex;
+_Static_assert(sizeof(mutex) <= sizeof(weft_mutex), "weft_mutex too small");
+_Static_assert(_Alignof(mutex) <= _Alignof(weft_mutex), "weft_mutex misaligned");
+
+static mutex *priv(weft_mutex *m) { return (mutex *)(void *)m; }
+
+static uint64_t me(void)
+{
+    weft__task *t = weft__current();
+    if (t)
+        return t->id;
+    return (uint64_t)syscall(SYS_gettid) | (1ull << 63);
+}
+
+static void took(mutex *m, uint64_t id)
+{
+    atomic_store_explicit(&m->owner, id, memory_order_relaxed);
+    weft__task *t = weft__current();
+    if (t)
+        t->locks_held++;
+}
+
+void weft_mutex_init(weft_mutex *m) { memset(m, 0, sizeof *m); }
+
+void weft_mutex_destroy(weft_mutex *m)
+{
+    mutex *x = priv(m);
+    if (atomic_load_explicit(&x->state, memory_order_relaxed) || x->q.head)
+        weft__misuse("weft_mutex_destroy on a mutex that is locked or waited on");
+}
+
+int weft_mutex_trylock(weft_mutex *m)
+{
+    mutex *x = priv(m);
+    unsigned zero = 0;
+    /* acquire: pairs with unlock's release; unlock happens-before lock. */
+    if (atomic_compare_exchange_strong_explicit(&x->state, &zero, LOCKED, memory_order_acquire,
+                                                memory_order_relaxed)) {
+        took(x, me());
+        return 0;
+    }
+    return -EBUSY;
+}
+
+static bool try_grab(mutex *x)
+{
+    unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
+    while (!(s & (LOCKED | STARVING)))
+        if (atomic_compare_exchange_weak_explicit(&x->state, &s, s | LOCKED,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+int weft_mutex_lock(weft_mutex *m)
+{
+    mutex *x = priv(m);
+    uint64_t id = me();
+    unsigned zero = 0;
+    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
+            &x->state, &zero, LOCKED, memory_order_acquire, memory_order_relaxed))) {
+        took(x, id);
+        return 0;
+    }
+    if (atomic_load_explicit(&x->owner, memory_order_relaxed) == id) {
+        weft__misuse("weft_mutex_lock on a mutex the caller already holds (self-deadlock)");
+        return -EDEADLK;
+    }
+    for (int i = 0; i < SPINS; i++) {
+        if (try_grab(x)) {
+            took(x, id);
+            return 0;
+        }
+        weft__cpu_relax();
+    }
+    int64_t started = 0;
+    bool waited = false;
+    for (;;) {
+        weft__spin_lock(&x->lock);
+        unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
+        if (!(s & LOCKED)) {
+            /* Free (in starving mode LOCKED never drops while we wait). */
+            if (atomic_compare_exchange_strong_explicit(&x->state, &s, s | LOCKED,
+                                                        memory_order_acquire,
+                                                        memory_order_relaxed)) {
+                weft__spin_unlock(&x->lock);
+                took(x, id);
+                return 0;
+            }
+            weft__spin_unlock(&x->lock);
+            continue;
+        }
+        unsigned want = s | WAITERS;
+        if (waited) {
+            int64_t now = weft__now();
+            if (!started)
+                started = now;
+            else if (now - started > STARVE_NS)
+                want |= STARVING;
+        }
+        if (!atomic_compare_exchange_strong_explicit(&x->state, &s, want, memory_order_relaxed,
+                                                     memory_order_relaxed)) {
+            weft__spin_unlock(&x->lock);
+            continue; /* state moved (maybe unlocked): look again */
+        }
+        weft__parker p;
+        weft__waiter w;
+        memset(&w, 0, sizeof w);
+        weft__parker_begin(&p, false);
+        w.p = &p;
+        /* A waiter that already waited goes first, as in Go. */
+        if (waited)
+            weft__waitq_push_front(&x->q, &w);
+        else
+            weft__waitq_push(&x->q, &w);
+        weft__spin_unlock(&x->lock);
+        weft__parker_park(&p, WEFT_FOREVER, false);
+        if (p.result == HANDOFF) {
+            /* The unlocker's critical section happens-before this through
+             * the park/wake hand-off itself. */
+            took(x, id);
+            return 0;
+        }
+        if (!started)
+            started = weft__now();
+        waited = true;
+    }
+}
+
+void weft_mutex_unlock(weft_mutex *m)
+{
+    mutex *x = priv(m);
+    uint64_t id = me();
+    uint64_t owner = atomic_load_explicit(&x->owner, memory_order_relaxed);
+    if (owner != id || !(atomic_load_explicit(&x->state, memory_order_relaxed) & LOCKED)) {
+        weft__misuse("weft_mutex_unlock by a task or thread that does not hold the mutex");
+        return;
+    }
+    weft__task *t = weft__current();
+    if (t)
+        t->locks_held--;
+    atomic_store_explicit(&x->owner, 0, memory_order_relaxed);
+    unsigned s = LOCKED;
+    /* release: the critical section happens-before the next lock. */
+    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
+            &x->state, &s, 0, memory_order_release, memory_order_relaxed)))
+        return;
+    weft__spin_lock(&x->lock);
+    s = atomic_load_explicit(&x->state, memory_order_relaxed);
+    weft__waiter *w = NULL;
+    if (s & STARVING) {
+        w = weft__waitq_claim_first(&x->q, NULL);
+        if (w) {
+            /* Hand off: LOCKED stays set; the waiter owns it now. */
+            w->p->result = HANDOFF;
+            if (!x->q.head)
+                atomic_fetch_and_explicit(&x->state, ~(WAITERS | STARVING), memory_order_release);
+            weft__spin_unlock(&x->lock);
+            weft__parker_finish(w->p);
+            return;
+        }
+        atomic_fetch_and_explicit(&x->state, ~STARVING, memory_order_relaxed);
+    }
+    w = weft__waitq_claim_first(&x->q, NULL);
+    unsigned clear = LOCKED | (x->q.head ? 0u : WAITERS);
+    atomic_fetch_and_explicit(&x->state, ~clear, memory_order_release);
+    weft__spin_unlock(&x->lock);
+    if (w)
+        weft__parker_finish(w->p); /* it competes for the mutex again */
+}
