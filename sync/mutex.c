@@ -1,9 +1,13 @@
 /*
  * mutex.c - weft_mutex: spin briefly, then park; Go's starvation guard.
  *
- * state bits: LOCKED, WAITERS (the queue may be non-empty), STARVING.
+ * state bits: LOCKED, WAITERS (the queue may be non-empty), STARVING, and
+ * WOKEN (a woken waiter is on its way back to compete: unlock need not wake
+ * another, which would only add a park/wake pair per operation).
  * Normal mode: unlock clears LOCKED and wakes the first waiter, which then
- * competes with newcomers (barging keeps throughput up). A waiter that has
+ * competes with newcomers (barging keeps throughput up). A locker spins
+ * (up to about 2 us) while the owner is running on another worker, since
+ * the lock is then likely to be free before a park/wake pair would end. A waiter that has
  * waited over 1 ms sets STARVING: from then on unlock hands the mutex
  * directly to the first waiter (LOCKED never drops), and newcomers queue
  * behind, so no waiter is bypassed forever. The mode ends when the queue
@@ -19,9 +23,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-enum { LOCKED = 1u, WAITERS = 2u, STARVING = 4u };
+enum { LOCKED = 1u, WAITERS = 2u, STARVING = 4u, WOKEN = 8u };
 #define STARVE_NS 1000000
-#define SPINS 64
+#define SPINS 64        /* always, before looking at the owner */
+#define SPIN_MAX 2000   /* while the owner runs */
 #define HANDOFF 1
 
 typedef struct {
@@ -29,6 +34,7 @@ typedef struct {
     weft__spin lock;
     weft__waitq q;
     _Atomic uint64_t owner; /* task id, or thread id | 1 << 63; 0 when free */
+    _Atomic(weft__task *) owner_task; /* for the spin decision (type-stable) */
 } mutex;
 _Static_assert(sizeof(mutex) <= sizeof(weft_mutex), "weft_mutex too small");
 _Static_assert(_Alignof(mutex) <= _Alignof(weft_mutex), "weft_mutex misaligned");
@@ -47,8 +53,17 @@ static void took(mutex *m, uint64_t id)
 {
     atomic_store_explicit(&m->owner, id, memory_order_relaxed);
     weft__task *t = weft__current();
+    atomic_store_explicit(&m->owner_task, t, memory_order_relaxed);
     if (t)
         t->locks_held++;
+}
+
+/* Worth spinning: the holder is a task running right now (a thread holder
+ * or a parked task would keep us waiting long). */
+static bool owner_running(mutex *x)
+{
+    weft__task *o = atomic_load_explicit(&x->owner_task, memory_order_relaxed);
+    return o && atomic_load_explicit(&o->state, memory_order_relaxed) == T_RUNNING;
 }
 
 void weft_mutex_init(weft_mutex *m) { memset(m, 0, sizeof *m); }
@@ -97,7 +112,7 @@ int weft_mutex_lock(weft_mutex *m)
         weft__misuse("weft_mutex_lock on a mutex the caller already holds (self-deadlock)");
         return -EDEADLK;
     }
-    for (int i = 0; i < SPINS; i++) {
+    for (int i = 0; i < SPIN_MAX && (i < SPINS || owner_running(x)); i++) {
         if (try_grab(x)) {
             took(x, id);
             return 0;
@@ -146,6 +161,8 @@ int weft_mutex_lock(weft_mutex *m)
             weft__waitq_push(&x->q, &w);
         weft__spin_unlock(&x->lock);
         weft__parker_park(&p, WEFT_FOREVER, false);
+        if (p.result != HANDOFF) /* we are the woken one: back to compete */
+            atomic_fetch_and_explicit(&x->state, ~WOKEN, memory_order_relaxed);
         if (p.result == HANDOFF) {
             /* The unlocker's critical section happens-before this through
              * the park/wake hand-off itself. */
@@ -171,11 +188,13 @@ void weft_mutex_unlock(weft_mutex *m)
     if (t)
         t->locks_held--;
     atomic_store_explicit(&x->owner, 0, memory_order_relaxed);
-    unsigned s = LOCKED;
-    /* release: the critical section happens-before the next lock. */
-    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
-            &x->state, &s, 0, memory_order_release, memory_order_relaxed)))
-        return;
+    unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
+    /* release: the critical section happens-before the next lock. No
+     * waiters, or one already woken and on its way: just drop LOCKED. */
+    while (!(s & STARVING) && (!(s & WAITERS) || (s & WOKEN)))
+        if (atomic_compare_exchange_weak_explicit(&x->state, &s, s & ~LOCKED,
+                                                  memory_order_release, memory_order_relaxed))
+            return;
     weft__spin_lock(&x->lock);
     s = atomic_load_explicit(&x->state, memory_order_relaxed);
     weft__waiter *w = NULL;
@@ -192,7 +211,12 @@ void weft_mutex_unlock(weft_mutex *m)
         }
         atomic_fetch_and_explicit(&x->state, ~STARVING, memory_order_relaxed);
     }
-    w = weft__waitq_claim_first(&x->q, NULL);
+    w = NULL;
+    if (!(s & WOKEN)) {
+        w = weft__waitq_claim_first(&x->q, NULL);
+        if (w)
+            atomic_fetch_or_explicit(&x->state, WOKEN, memory_order_relaxed);
+    }
     unsigned clear = LOCKED | (x->q.head ? 0u : WAITERS);
     atomic_fetch_and_explicit(&x->state, ~clear, memory_order_release);
     weft__spin_unlock(&x->lock);
