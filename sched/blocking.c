@@ -91,6 +91,16 @@ int weft__blocking_init(weft__rt *rt)
     return 0;
 }
 
+bool weft__blocking_busy(weft__rt *rt, unsigned *threads)
+{
+    pool *p = rt->blocking;
+    pthread_mutex_lock(&p->mu);
+    bool busy = p->head != NULL || p->idle < p->nthreads;
+    *threads = p->nthreads;
+    pthread_mutex_unlock(&p->mu);
+    return busy;
+}
+
 void weft__blocking_fini(weft__rt *rt)
 {
     pool *p = rt->blocking;

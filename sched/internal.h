@@ -379,6 +379,7 @@ struct weft__rt {
     atomic_int root_result;
     atomic_int nursery_result; /* first failure of a nursery closed for main */
     atomic_bool sig_cancelled;
+    atomic_bool deadlocked;
     weft__task *root;
     weft__nursery *root_nursery;
     atomic_uint live_tasks;
@@ -550,6 +551,7 @@ WEFT__HIDDEN void weft__rt_publish(weft__rt *rt);
 WEFT__HIDDEN void weft__rt_destroy(weft__rt *rt);
 /* Every task has finished: stop the workers. */
 WEFT__HIDDEN void weft__rt_shutdown(weft__rt *rt);
+WEFT__HIDDEN uint64_t weft__tasks_live(weft__rt *rt);
 
 /* ---- time --------------------------------------------------------------- */
 
@@ -567,6 +569,10 @@ static inline int64_t weft__deadline_add(int64_t now, int64_t ns)
 
 WEFT__HIDDEN int weft__blocking_init(weft__rt *rt);
 WEFT__HIDDEN void weft__blocking_fini(weft__rt *rt);
+/* Jobs queued or running (and how many pool threads exist). */
+WEFT__HIDDEN bool weft__blocking_busy(weft__rt *rt, unsigned *threads);
+/* Plain threads parked in a weft wait right now (sync/waitq.c). */
+extern WEFT__HIDDEN atomic_int weft__threads_parked;
 extern WEFT__HIDDEN __thread weft__task *weft__tls_blocking_for;
 
 /* ---- structured (called from sched) ------------------------------------ */

@@ -10,6 +10,8 @@ void (*weft__hook_task_exit)(weft__task *t);
 void (*weft__hook_task_done)(weft__task *t, int result);
 void (*weft__hook_task_started_running)(weft__task *t);
 
+atomic_int weft__threads_parked;
+
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static weft__counters last_counters;
 static _Atomic uint64_t last_seed;
@@ -100,6 +102,13 @@ void weft__rt_shutdown(weft__rt *rt)
     atomic_store_explicit(&rt->shutdown, true, memory_order_release);
     for (unsigned i = 0; i < rt->nworkers; i++)
         weft__idle_unpark(&rt->workers[i]);
+}
+
+uint64_t weft__tasks_live(weft__rt *rt)
+{
+    weft__counters c;
+    sum_counters(rt, &c);
+    return c.tasks_spawned >= c.tasks_done ? c.tasks_spawned - c.tasks_done : 0;
 }
 
 void weft_stats_get(weft_stats *out)

@@ -41,7 +41,7 @@ void weft__panic(const char *fmt, ...)
     vreport("panic", fmt, ap);
     va_end(ap);
     weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_relaxed);
-    if (rt && rt->seeded) {
+    if (rt) { /* chosen or given: WEFT_SEED=<it> replays the choices */
         char line[80];
         int len = snprintf(line, sizeof line, "weft: WEFT_SEED=%llu\n",
                            (unsigned long long)rt->seed);

@@ -44,6 +44,14 @@ WEFT__HIDDEN weft__nursery *weft__nursery_new_root(weft__rt *rt);
 WEFT__HIDDEN int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,
                              const char *file, int line, weft__task **out);
 WEFT__HIDDEN void weft__structured_install(void);
+
+typedef struct {
+    uint64_t last_progress;
+    int strikes;
+    bool reported;
+} weft__deadlock_state;
+/* 0: fine; 1: a deadlock, first time (cancel the root); 2: still stuck. */
+WEFT__HIDDEN int weft__deadlock_check(weft__rt *rt, weft__deadlock_state *st);
 WEFT__HIDDEN int weft__nursery_close_internal(weft__task *t, weft__nursery *n, bool on_exit);
 
 #endif

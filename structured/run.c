@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define DEFAULT_STACK (64 * 1024)
+#define DEADLOCK_TICK_MS 250 /* two quiet ticks in a row: reported within 1 s */
 #define MAX_WORKERS 1024
 
 static atomic_bool running;
@@ -229,11 +230,22 @@ static void *monitor_main(void *arg)
     sigset_t set;
     sigfillset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    weft__deadlock_state dl = {0, 0, false};
     for (;;) {
         struct pollfd p = {.fd = m->efd, .events = POLLIN};
-        int r = poll(&p, 1, -1);
+        int r = poll(&p, 1, DEADLOCK_TICK_MS);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r == 0) {
+            int verdict = weft__deadlock_check(m->rt, &dl);
+            if (verdict == 1) {
+                atomic_store(&m->rt->deadlocked, true);
+                weft__scope_cancel(&m->rt->root_nursery->scope);
+            } else if (verdict == 2) {
+                abort();
+            }
+            continue;
+        }
         uint64_t v;
         ssize_t rr = read(m->efd, &v, sizeof v);
         (void)rr;
@@ -298,12 +310,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     /* The calling thread is worker 0; spawn the root task from it. */
     weft__worker *w0 = &rt->workers[0];
     weft__tls_worker = w0;
-    weft__task *root;
-    rc = weft__spawn(rt->root_nursery, main_fn, arg, NULL, NULL, 0, &root);
+    weft_spawn_attr attr = {.name = "main"};
+    rc = weft__spawn(rt->root_nursery, main_fn, arg, &attr, NULL, 0, NULL);
     if (rc == 0) {
-        strcpy(root->name, "main");
-        root->in_unstarted = false;
-        weft__ready(root, true, false);
         rc = weft__workers_start(rt);
         if (rc == 0) {
             weft__worker_loop(w0);
@@ -326,6 +335,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
         int nres = atomic_load(&rt->nursery_result);
         if (atomic_load(&rt->sig_cancelled))
             rc = -EINTR;
+        else if (atomic_load(&rt->deadlocked))
+            rc = -EDEADLK;
         else if (root_result)
             rc = root_result;
         else

@@ -43,7 +43,23 @@ void weft__parker_finish(weft__parker *p)
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+
+
+static int thread_park_loop(weft__parker *p, int64_t deadline);
+
 static int thread_park(weft__parker *p, int64_t deadline)
+{
+    /* Counted for the deadlock detector: a thread parked here can only be
+     * woken by a task or another thread. */
+    if (deadline == WEFT_FOREVER)
+        atomic_fetch_add_explicit(&weft__threads_parked, 1, memory_order_relaxed);
+    int r = thread_park_loop(p, deadline);
+    if (deadline == WEFT_FOREVER)
+        atomic_fetch_sub_explicit(&weft__threads_parked, 1, memory_order_relaxed);
+    return r;
+}
+
+static int thread_park_loop(weft__parker *p, int64_t deadline)
 {
     while (atomic_load_explicit(&p->futex, memory_order_acquire) == 0) {
         struct timespec ts, *tsp = NULL;
