@@ -139,6 +139,7 @@ enum {
     S_SHIELDED = 2u,     /* outer scopes do not count inside this one */
     S_DEADLINE_HIT = 4u, /* its deadline fired and cancelled someone */
     S_NURSERY = 8u,      /* embedded in a weft__nursery */
+    S_WATCHED = 16u,     /* the monitor watches its deadline (run.c) */
 };
 #define WEFT__SCOPE_MAGIC 0x5c09e5u
 
@@ -246,6 +247,13 @@ struct weft__task {
     int64_t c_deadline;       /* cached: earliest deadline up to the shield */
     weft__scope *c_dl_scope;  /* which scope that deadline belongs to */
     weft__spin lock;          /* guards scope push/pop against cancel walks */
+    /* The scopes this task entered, innermost last (structured/scope.c):
+     * kept apart from the chain so that misuse recovery never has to read
+     * a scope that lived in a frame that has returned. */
+    weft__scope *own_inline[8];
+    weft__scope **own;        /* NULL: own_inline */
+    uint32_t own_n, own_cap;
+    const char *entry_frame;  /* frame that called fn: below it, frames returned */
 
     /* Structure (nursery.c) */
     weft__nursery *nursery;   /* the nursery this task belongs to */
@@ -516,9 +524,11 @@ WEFT__HIDDEN void weft__wake_finish(weft__task *t, int reason);
 /* Fires token with a reason; true if this call won (and made t runnable). */
 WEFT__HIDDEN bool weft__wake(weft__task *t, uint64_t token, int reason);
 /* A canceller calls this with t->lock held: if t is parked in a
- * cancellable wait and now counts as cancelled, wakes it with W_CANCEL; if
- * its deadline moved earlier, re-arms its timer. */
-WEFT__HIDDEN void weft__wait_poke(weft__task *t);
+ * cancellable wait and now counts as cancelled, wakes it with W_CANCEL;
+ * else re-aims its timer at the chain's current deadline. Returns true if
+ * t has a finite deadline but no timer to carry it (the caller must watch
+ * that deadline: structured/run.c). */
+WEFT__HIDDEN bool weft__wait_poke(weft__task *t);
 /* Evaluation of the cancellation rule for the current task. */
 WEFT__HIDDEN bool weft__task_cancelled(weft__task *t);
 /* The same rule evaluated without touching t's cache: for other threads
@@ -537,8 +547,9 @@ WEFT__HIDDEN void weft__timer_arm(weft__worker *w, weft__task *t, int64_t deadli
                                   uint64_t token);
 /* Removes t's timer if armed. */
 WEFT__HIDDEN void weft__timer_disarm(weft__task *t);
-/* Moves an armed timer earlier; wakes its worker if it now fires first. */
-WEFT__HIDDEN void weft__timer_move_earlier(weft__task *t, int64_t deadline);
+/* Moves t's armed timer for wait `token` to min(the wait's own deadline,
+ * chain_deadline), either way. False if no timer is armed for that wait. */
+WEFT__HIDDEN bool weft__timer_retarget(weft__task *t, uint64_t token, int64_t chain_deadline);
 /* Fires every expired timer of w; returns how many it fired. */
 WEFT__HIDDEN unsigned weft__timers_run(weft__worker *w, int64_t now);
 WEFT__HIDDEN void weft__timers_fini(weft__worker *w);

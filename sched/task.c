@@ -94,6 +94,10 @@ static void tcb_free(weft__task *t)
         free(t->keys_ext);
         t->keys_ext = NULL;
     }
+    if (t->own) {
+        free(t->own);
+        t->own = NULL;
+    }
     if (w) {
         t->next = w->tcb_cache;
         w->tcb_cache = t;
@@ -135,8 +139,10 @@ void weft__task_free_all(weft__rt *rt)
 {
     for (size_t i = 0; i < rt->nslabs; i++) {
         weft__task *slab = rt->slabs[i];
-        for (int k = 0; k < SLAB_TASKS; k++)
+        for (int k = 0; k < SLAB_TASKS; k++) {
             free(slab[k].keys_ext);
+            free(slab[k].own);
+        }
         free(slab);
     }
     free(rt->slabs);
@@ -209,6 +215,7 @@ void weft__task_run_inline(weft__task *c)
     w->current = c;
     c->worker = w;
     atomic_store_explicit(&c->state, T_RUNNING, memory_order_relaxed);
+    c->entry_frame = __builtin_frame_address(0);
     int r = c->fn(c->arg);
     weft__task_finish(c, r);
     /* c may have parked and resumed elsewhere: the host continues where c

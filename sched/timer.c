@@ -105,23 +105,31 @@ void weft__timer_disarm(weft__task *t)
     weft__spin_unlock(&w->timer_lock);
 }
 
-void weft__timer_move_earlier(weft__task *t, int64_t deadline)
+bool weft__timer_retarget(weft__task *t, uint64_t token, int64_t chain_deadline)
 {
     weft__worker *w = atomic_load_explicit(&t->timer.owner, memory_order_acquire);
     if (!w)
-        return;
-    bool first = false;
+        return false;
+    bool armed = false, first = false;
     weft__spin_lock(&w->timer_lock);
     if (atomic_load_explicit(&t->timer.owner, memory_order_relaxed) == w && t->timer.index >= 0 &&
-        deadline < t->timer.deadline) {
-        t->timer.deadline = deadline;
-        sift_up(w, t->timer.index);
-        first = t->timer.index == 0;
-        publish_next(w);
+        t->timer.token == token) {
+        armed = true;
+        /* wait_deadline was written before the timer was armed (under this
+         * lock), so it is stable here. */
+        int64_t want = chain_deadline < t->wait_deadline ? chain_deadline : t->wait_deadline;
+        if (want != t->timer.deadline) {
+            t->timer.deadline = want;
+            sift_up(w, t->timer.index);
+            sift_down(w, t->timer.index);
+            first = t->timer.index == 0;
+            publish_next(w);
+        }
     }
     weft__spin_unlock(&w->timer_lock);
     if (first && w != weft__self())
         weft__idle_unpark(w); /* a parked worker must recompute its sleep */
+    return armed;
 }
 
 unsigned weft__timers_run(weft__worker *w, int64_t now)

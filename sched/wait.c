@@ -173,34 +173,40 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
     int reason = WS_REASON(atomic_load_explicit(&t->wstate, memory_order_acquire));
     if (reason == W_TIMER)
         WEFT__COUNT(weft__self(), timers_fired, 1);
-    if (reason == W_TIMER && t->wait_dl_scope &&
-        (deadline == WEFT_FOREVER || weft__now() < deadline)) {
-        /* A scope's deadline fired, not the wait's own: that is a cancel. If
-         * the deadline was moved later meanwhile, the fire still happened
-         * first; keep it sticky. */
-        weft__scope *s = t->wait_dl_scope;
-        atomic_fetch_or_explicit(&s->flags, S_DEADLINE_HIT, memory_order_relaxed);
-        if (atomic_load_explicit(&s->deadline, memory_order_relaxed) > weft__now()) {
-            atomic_fetch_or_explicit(&s->flags, S_CANCELLED, memory_order_seq_cst);
-            atomic_fetch_add_explicit(&rt_of()->cancel_gen, 1, memory_order_seq_cst);
+    if (reason == W_TIMER && (deadline == WEFT_FOREVER || weft__now() < deadline)) {
+        /* Not the wait's own deadline: a scope's (armed at park time, or
+         * re-aimed by a cancel walk since). That is a cancel. */
+        weft__task_cancel_cache_reset(t);
+        if (!weft__task_cancelled(t)) {
+            /* The deadline moved later after the timer fired: the fire came
+             * first, and cancellation is sticky. */
+            weft__scope *s = t->wait_dl_scope ? t->wait_dl_scope : t->c_dl_scope;
+            if (s) {
+                atomic_fetch_or_explicit(&s->flags, S_CANCELLED | S_DEADLINE_HIT,
+                                         memory_order_seq_cst);
+                atomic_fetch_add_explicit(&rt_of()->cancel_gen, 1, memory_order_seq_cst);
+            }
         }
         reason = W_CANCEL;
     }
     return reason;
 }
 
-void weft__wait_poke(weft__task *t)
+bool weft__wait_poke(weft__task *t)
 {
     uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_seq_cst);
     if (WS_REASON(ws) != W_WAITING || !(t->wait_flags & WAIT_CANCELLABLE))
-        return;
+        return false;
     int64_t dl;
     if (weft__task_cancelled_fresh(t, &dl)) {
         weft__wake(t, WS_TOKEN(ws), W_CANCEL);
-        return;
+        return false;
     }
-    if (dl != WEFT_FOREVER)
-        weft__timer_move_earlier(t, dl);
+    /* Re-aim its timer at the chain's deadline as it is now (earlier or
+     * later); with no timer armed, someone must watch that deadline. */
+    if (weft__timer_retarget(t, WS_TOKEN(ws), dl))
+        return false;
+    return dl != WEFT_FOREVER;
 }
 
 /* ---- public cancellation points of the core ---------------------------- */

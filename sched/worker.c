@@ -396,6 +396,7 @@ void weft__task_entry(void)
     weft__task *t = w->current;
     weft__fiber_after(w, t);
     after_switch(w);
+    t->entry_frame = __builtin_frame_address(0);
     int r = t->fn(t->arg);
     weft__task_finish(t, r);
     weft__switch_out(t, PREV_DONE);

@@ -44,6 +44,17 @@ WEFT__HIDDEN weft__nursery *weft__nursery_new_root(weft__rt *rt);
 WEFT__HIDDEN int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,
                              const char *file, int line, weft__task **out);
 WEFT__HIDDEN void weft__structured_install(void);
+WEFT__HIDDEN bool weft__scope_walk(weft__scope *s);
+/* Closes (nurseries) or exits (scopes) everything the task entered above
+ * `keep` (NULL: everything), innermost first, reporting each as misuse
+ * with `why`; scopes in frames that returned are dropped unread. Returns
+ * the first failure of a nursery closed here, or 0. */
+WEFT__HIDDEN int weft__scope_unwind(weft__task *t, weft__scope *keep, const char *why,
+                                    const char *boundary);
+/* The monitor's deadline watch: walks s when `deadline` passes (for parked
+ * tasks that carry no timer of their own). Removed when s is popped. */
+WEFT__HIDDEN void weft__watch_add(weft__scope *s, int64_t deadline);
+WEFT__HIDDEN void weft__watch_remove(weft__scope *s);
 
 typedef struct {
     uint64_t last_progress;
@@ -52,6 +63,9 @@ typedef struct {
 } weft__deadlock_state;
 /* 0: fine; 1: a deadlock, first time (cancel the root); 2: still stuck. */
 WEFT__HIDDEN int weft__deadlock_check(weft__rt *rt, weft__deadlock_state *st);
-WEFT__HIDDEN int weft__nursery_close_internal(weft__task *t, weft__nursery *n, bool on_exit);
+/* boundary: the frame address of the public call; scopes below it lived in
+ * frames that have returned (see weft__scope_unwind). */
+WEFT__HIDDEN int weft__nursery_close_internal(weft__task *t, weft__nursery *n,
+                                              const char *boundary);
 
 #endif

@@ -339,9 +339,7 @@ void weft_task_started(void)
     starting_del(s, t);
     /* Re-parent: the outermost of t's own scopes now sits on n's scope. */
     weft__spin_lock(&t->lock);
-    weft__scope *own_last = NULL;
-    for (weft__scope *x = t->scope_top; x && x->owner == t; x = x->parent)
-        own_last = x;
+    weft__scope *own_last = t->own_n ? (t->own ? t->own[0] : t->own_inline[0]) : NULL;
     if (own_last)
         own_last->parent = &n->scope;
     else
@@ -417,21 +415,12 @@ static weft__task *claim_unstarted(weft__nursery *n, weft__worker *w)
     return NULL;
 }
 
-int weft__nursery_close_internal(weft__task *t, weft__nursery *n, bool on_exit)
+int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *boundary)
 {
     /* Scopes and nurseries opened after n and still open were left behind
-     * by returned frames: close them first, innermost first. */
-    while (t->scope_top != &n->scope && t->scope_top && t->scope_top->owner == t) {
-        weft__scope *top = t->scope_top;
-        if (atomic_load_explicit(&top->flags, memory_order_relaxed) & S_NURSERY) {
-            weft__misuse("nursery closed out of order: closing a nursery opened after it first");
-            weft__nursery_close_internal(t, top->nursery, on_exit);
-        } else {
-            weft__misuse("nursery closed while a cancel scope entered after it is still "
-                         "entered (left by a returned frame?); exiting that scope");
-            weft__scope_pop(t, top);
-        }
-    }
+     * by returned frames, or are closed out of order: close them first. */
+    if (t->scope_top != &n->scope)
+        weft__scope_unwind(t, &n->scope, "weft_nursery_close", boundary);
     for (;;) {
         weft__worker *w = weft__self();
         if (t->pin_count == 0 && weft__stack_remaining(t) > INLINE_MIN_STACK) {
@@ -488,28 +477,20 @@ int weft_nursery_close(weft_nursery *pub)
         weft__misuse("weft_nursery_close by a task that did not open the nursery");
         return -EINVAL;
     }
-    return weft__nursery_close_internal(t, n, false);
+    return weft__nursery_close_internal(t, n, __builtin_frame_address(0));
 }
 
 /* A task returned: close what it left open (never leak a child). */
 static void on_task_exit(weft__task *t)
 {
-    while (t->scope_top && t->scope_top != t->scope_base && t->scope_top->owner == t) {
-        weft__scope *top = t->scope_top;
-        if (atomic_load_explicit(&top->flags, memory_order_relaxed) & S_NURSERY) {
-            weft__misuse("task returned with a nursery open; closing it for the task");
-            int r = weft__nursery_close_internal(t, top->nursery, true);
-            if (r && r != -ECANCELED && t->nursery && t->nursery->is_root) {
-                weft__rt *rt = rt_of();
-                int zero = 0;
-                atomic_compare_exchange_strong_explicit(&rt->nursery_result, &zero, r,
-                                                        memory_order_relaxed,
-                                                        memory_order_relaxed);
-            }
-        } else {
-            weft__misuse("task returned with a cancel scope still entered; exiting it");
-            weft__scope_pop(t, top);
-        }
+    if (t->own_n == 0)
+        return;
+    int r = weft__scope_unwind(t, NULL, "task returned with scopes open", t->entry_frame);
+    if (r && t->nursery && t->nursery->is_root) {
+        weft__rt *rt = rt_of();
+        int zero = 0;
+        atomic_compare_exchange_strong_explicit(&rt->nursery_result, &zero, r,
+                                                memory_order_relaxed, memory_order_relaxed);
     }
 }
 

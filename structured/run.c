@@ -224,6 +224,93 @@ typedef struct {
     atomic_bool stop;
 } monitor;
 
+/* ---- the deadline watch ---------------------------------------------------- */
+
+typedef struct {
+    int64_t deadline;
+    weft__scope *s;
+} watch_ent;
+
+static struct {
+    pthread_mutex_t mu;
+    watch_ent *v;
+    size_t n, cap;
+} watch = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+void weft__watch_add(weft__scope *s, int64_t deadline)
+{
+    pthread_mutex_lock(&watch.mu);
+    if (watch.n == watch.cap) {
+        size_t nc = watch.cap ? watch.cap * 2 : 16;
+        watch_ent *nv = realloc(watch.v, nc * sizeof *nv);
+        if (!nv)
+            weft__panic("deadline watch: out of memory");
+        watch.v = nv;
+        watch.cap = nc;
+    }
+    watch.v[watch.n++] = (watch_ent){deadline, s};
+    atomic_fetch_or_explicit(&s->flags, S_WATCHED, memory_order_release);
+    pthread_mutex_unlock(&watch.mu);
+    /* Let the monitor recompute its sleep. */
+    int fd = atomic_load(&mon_efd);
+    if (fd >= 0) {
+        uint64_t one = 1;
+        ssize_t r = write(fd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+void weft__watch_remove(weft__scope *s)
+{
+    pthread_mutex_lock(&watch.mu);
+    for (size_t i = 0; i < watch.n;)
+        if (watch.v[i].s == s)
+            watch.v[i] = watch.v[--watch.n];
+        else
+            i++;
+    atomic_fetch_and_explicit(&s->flags, ~S_WATCHED, memory_order_relaxed);
+    pthread_mutex_unlock(&watch.mu);
+}
+
+/* Walks every watched scope whose deadline passed; returns the next
+ * deadline still watched. The walk runs under the watch lock, so a scope
+ * cannot be popped (and freed) under it. */
+static int64_t watch_run(void)
+{
+    int64_t now = weft__now(), next = WEFT_FOREVER;
+    pthread_mutex_lock(&watch.mu);
+    for (size_t i = 0; i < watch.n;) {
+        if (watch.v[i].deadline <= now) {
+            weft__scope *s = watch.v[i].s;
+            watch.v[i] = watch.v[--watch.n];
+            /* The deadline as it is now decides (it may have moved). */
+            int64_t d = atomic_load_explicit(&s->deadline, memory_order_acquire);
+            if (d <= now)
+                weft__scope_walk(s);
+            else if (d != WEFT_FOREVER && watch.n < watch.cap) {
+                watch.v[watch.n++] = (watch_ent){d, s};
+                if (d < next)
+                    next = d;
+            }
+            continue;
+        }
+        if (watch.v[i].deadline < next)
+            next = watch.v[i].deadline;
+        i++;
+    }
+    pthread_mutex_unlock(&watch.mu);
+    return next;
+}
+
+static void watch_reset(void)
+{
+    pthread_mutex_lock(&watch.mu);
+    free(watch.v);
+    watch.v = NULL;
+    watch.n = watch.cap = 0;
+    pthread_mutex_unlock(&watch.mu);
+}
+
 static void *monitor_main(void *arg)
 {
     monitor *m = arg;
@@ -231,12 +318,20 @@ static void *monitor_main(void *arg)
     sigfillset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     weft__deadlock_state dl = {0, 0, false};
+    int64_t next_tick = weft__now() + DEADLOCK_TICK_MS * 1000000LL;
     for (;;) {
+        int64_t next_watch = watch_run();
+        int64_t wake = next_watch < next_tick ? next_watch : next_tick;
+        int64_t left = wake - weft__now();
+        struct timespec ts = {left > 0 ? left / 1000000000 : 0, left > 0 ? left % 1000000000 : 0};
         struct pollfd p = {.fd = m->efd, .events = POLLIN};
-        int r = poll(&p, 1, DEADLOCK_TICK_MS);
+        int r = ppoll(&p, 1, &ts, NULL);
         if (r < 0 && errno == EINTR)
             continue;
         if (r == 0) {
+            if (weft__now() < next_tick)
+                continue; /* a watched deadline: handled at the loop top */
+            next_tick = weft__now() + DEADLOCK_TICK_MS * 1000000LL;
             int verdict = weft__deadlock_check(m->rt, &dl);
             if (verdict == 1) {
                 atomic_store(&m->rt->deadlocked, true);
@@ -330,6 +425,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     ssize_t wr = write(mon.efd, &one, sizeof one);
     (void)wr;
     pthread_join(mon_thread, NULL);
+    watch_reset();
     if (rc == 0) {
         int root_result = atomic_load(&rt->root_result);
         int nres = atomic_load(&rt->nursery_result);

@@ -26,21 +26,21 @@ static void bump(void)
         atomic_fetch_add_explicit(&rt->cancel_gen, 1, memory_order_seq_cst);
 }
 
-static void visit_task(weft__task *t, weft__scope *from);
+static void visit_task(weft__task *t, weft__scope *from, bool *watch);
 
 /* Pokes every task under nursery n. Holds n->lock. */
-static void visit_nursery(weft__nursery *n)
+static void visit_nursery(weft__nursery *n, bool *watch)
 {
     weft__spin_lock(&n->lock);
     for (weft__task *c = n->running; c; c = c->sib_next)
-        visit_task(c, &n->scope);
+        visit_task(c, &n->scope, watch);
     weft__spin_unlock(&n->lock);
 }
 
 /* t's chain reaches `from` (a scope the cancel affects). Visits t if no
  * shield stands between, the nurseries t opened inside `from` up to the
  * first shield, and the tasks t is starting. Holds t->lock. */
-static void visit_task(weft__task *t, weft__scope *from)
+static void visit_task(weft__task *t, weft__scope *from, bool *watch)
 {
     weft__spin_lock(&t->lock);
     /* Pass 1: find the outermost shield strictly inside `from`; the cancel
@@ -56,25 +56,32 @@ static void visit_task(weft__task *t, weft__scope *from)
     /* Pass 2: nurseries between that shield (exclusive) and `from`, plus
      * `from` itself when t opened it. */
     if (from->owner == t && (atomic_load_explicit(&from->flags, memory_order_relaxed) & S_NURSERY))
-        visit_nursery(from->nursery);
+        visit_nursery(from->nursery, watch);
     for (s = shield ? shield->parent : t->scope_top; s != from; s = s->parent)
         if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_NURSERY)
-            visit_nursery(s->nursery);
+            visit_nursery(s->nursery, watch);
     if (!shield) {
-        weft__wait_poke(t);
+        if (weft__wait_poke(t))
+            *watch = true;
         for (weft__task *c = t->starting_head; c; c = c->sib_next)
-            visit_task(c, t->scope_top);
+            visit_task(c, t->scope_top, watch);
     }
     weft__spin_unlock(&t->lock);
 }
 
-static void walk(weft__scope *s)
+/* Pokes every task s reaches; true if one of them has a deadline that no
+ * timer carries (see weft__wait_poke). */
+bool weft__scope_walk(weft__scope *s)
 {
+    bool watch = false;
     if (s->owner)
-        visit_task(s->owner, s);
+        visit_task(s->owner, s, &watch);
     else if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_NURSERY)
-        visit_nursery(s->nursery); /* the root nursery has no opener */
+        visit_nursery(s->nursery, &watch); /* the root nursery has no opener */
+    return watch;
 }
+
+static void walk(weft__scope *s) { (void)weft__scope_walk(s); }
 
 void weft__scope_cancel(weft__scope *s)
 {
@@ -95,12 +102,95 @@ void weft__scope_set_deadline(weft__scope *s, int64_t deadline)
     }
     atomic_store_explicit(&s->deadline, deadline, memory_order_seq_cst);
     bump();
-    /* Earlier: parked tasks must re-arm (or fire now). Later: their timers
-     * fire early, find the scope not yet due and treat it as the deadline
-     * that was set when they armed - see wait.c. */
-    if (deadline < old)
-        walk(s);
+    /* Parked tasks re-aim their timers (earlier or later). One parked with
+     * no timer at all cannot: the monitor then watches this deadline and
+     * walks the scope again when it passes. */
+    if (weft__scope_walk(s) && deadline != WEFT_FOREVER)
+        weft__watch_add(s, deadline);
 }
+
+/* ---- the task's own scope stack ------------------------------------------ */
+
+static weft__scope **own_slots(weft__task *t) { return t->own ? t->own : t->own_inline; }
+
+static void own_push(weft__task *t, weft__scope *s)
+{
+    uint32_t cap = t->own ? t->own_cap : 8;
+    if (t->own_n == cap) {
+        uint32_t nc = cap * 2;
+        weft__scope **na = malloc(nc * sizeof *na);
+        if (!na)
+            weft__panic("out of memory recording a cancel scope (depth %u)", t->own_n);
+        memcpy(na, own_slots(t), t->own_n * sizeof *na);
+        free(t->own);
+        t->own = na;
+        t->own_cap = nc;
+    }
+    own_slots(t)[t->own_n++] = s;
+}
+
+static void own_pop(weft__task *t, weft__scope *s)
+{
+    weft__scope **v = own_slots(t);
+    for (uint32_t i = t->own_n; i-- > 0;)
+        if (v[i] == s) {
+            memmove(&v[i], &v[i + 1], (t->own_n - i - 1) * sizeof *v);
+            t->own_n--;
+            return;
+        }
+}
+
+/* A scope on this task's stack below `boundary` (the frame of the call
+ * that is cleaning up: frames below it have returned) lived in a frame that
+ * has returned: its memory may hold anything now. */
+static bool dead(weft__task *t, const void *s, const char *boundary)
+{
+    const char *p = s;
+    return t->stk_lo && p >= t->stk_lo && p < t->stk_lo + t->stk_size && p < boundary;
+}
+
+int weft__scope_unwind(weft__task *t, weft__scope *keep, const char *why, const char *boundary)
+{
+    /* Drop dead scopes without reading them, relink the chain of the live
+     * ones (innermost last) onto the task's base. */
+    weft__spin_lock(&t->lock);
+    weft__scope **v = own_slots(t);
+    uint32_t k = 0, dropped = 0;
+    weft__scope *prev = t->scope_base;
+    for (uint32_t i = 0; i < t->own_n; i++) {
+        if (dead(t, v[i], boundary)) {
+            dropped++;
+            continue;
+        }
+        v[i]->parent = prev;
+        prev = v[k++] = v[i];
+    }
+    t->own_n = k;
+    t->scope_top = prev;
+    weft__spin_unlock(&t->lock);
+    weft__task_cancel_cache_reset(t);
+    if (dropped)
+        weft__misuse("%s: %u cancel scope(s) entered in frames that have returned; dropped",
+                     why, dropped);
+    int first = 0;
+    while (t->own_n > 0) {
+        weft__scope *s = own_slots(t)[t->own_n - 1];
+        if (s == keep)
+            break;
+        if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_NURSERY) {
+            weft__misuse("%s: a nursery opened later is still open; closing it", why);
+            int r = weft__nursery_close_internal(t, s->nursery, boundary);
+            if (r && r != -ECANCELED && !first)
+                first = r;
+        } else {
+            weft__misuse("%s: a cancel scope entered later is still entered; exiting it", why);
+            weft__scope_pop(t, s);
+        }
+    }
+    return first;
+}
+
+/* ---- push and pop ----------------------------------------------------------- */
 
 void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned flags)
 {
@@ -111,6 +201,7 @@ void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned 
     weft__spin_lock(&t->lock);
     s->parent = t->scope_top;
     t->scope_top = s;
+    own_push(t, s);
     weft__spin_unlock(&t->lock);
     /* A fresh scope is neither cancelled nor shielded: the cached verdict
      * stays valid, and only the deadline may move earlier. */
@@ -122,8 +213,13 @@ void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned 
 
 void weft__scope_pop(weft__task *t, weft__scope *s)
 {
+    /* Before t->lock: the monitor may hold the watch lock while it walks
+     * (taking task locks). */
+    if (atomic_load_explicit(&s->flags, memory_order_acquire) & S_WATCHED)
+        weft__watch_remove(s);
     weft__spin_lock(&t->lock);
     t->scope_top = s->parent;
+    own_pop(t, s);
     weft__spin_unlock(&t->lock);
     s->magic = 0;
     /* The verdict survives unless s contributed to it: its cancel, its
@@ -201,19 +297,10 @@ bool weft_scope_exit(weft_scope *s)
         weft__misuse("weft_scope_exit on a nursery's scope; use weft_nursery_close");
         return false;
     }
-    /* Anything entered after s and still open was left by a returned frame:
-     * close it now, innermost first. */
-    while (t->scope_top && t->scope_top != p && t->scope_top->owner == t) {
-        weft__scope *top = t->scope_top;
-        if (atomic_load_explicit(&top->flags, memory_order_relaxed) & S_NURSERY) {
-            weft__misuse("weft_scope_exit: a nursery opened inside the scope is still open; "
-                         "closing it first");
-            weft__nursery_close_internal(t, top->nursery, false);
-        } else {
-            weft__misuse("weft_scope_exit: an inner scope was never exited; exiting it first");
-            weft__scope_pop(t, top);
-        }
-    }
+    /* Anything entered after s and still open was left by a returned frame
+     * (or closed out of order): close it now, innermost first. */
+    if (t->scope_top != p)
+        weft__scope_unwind(t, p, "weft_scope_exit", __builtin_frame_address(0));
     if (t->scope_top != p) {
         weft__misuse("weft_scope_exit: scope is not on this task's stack");
         return false;
