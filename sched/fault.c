@@ -12,6 +12,7 @@
  */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -64,8 +65,46 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
     sigaction(sig, &old_segv, NULL);
 }
 
+/* A C++ exception that escapes a task body finds no handler (the unwinder
+ * stops at the task's first frame) and the C++ runtime calls
+ * std::terminate. When libstdc++ is in the process, weft installs a
+ * terminate handler through dlsym (the library itself stays C) that names
+ * the task, then chains to the previous handler, which reports the
+ * exception's type and aborts. */
+typedef void (*terminate_fn)(void);
+static terminate_fn (*set_terminate_p)(terminate_fn);
+static terminate_fn old_terminate;
+
+static void on_terminate(void)
+{
+    weft__worker *w = weft__tls_worker;
+    weft__task *t = w ? w->current : NULL;
+    if (t)
+        fprintf(stderr, "weft: panic: a C++ exception escaped task %llu \"%s\" (or terminate "
+                        "was called in it)\n",
+                (unsigned long long)t->id, t->name);
+    if (old_terminate)
+        old_terminate();
+    abort();
+}
+
+static void terminate_install(void)
+{
+    set_terminate_p = (terminate_fn(*)(terminate_fn))dlsym(RTLD_DEFAULT, "_ZSt13set_terminatePFvvE");
+    if (set_terminate_p)
+        old_terminate = set_terminate_p(on_terminate);
+}
+
+static void terminate_uninstall(void)
+{
+    if (set_terminate_p)
+        set_terminate_p(old_terminate);
+    set_terminate_p = NULL;
+}
+
 void weft__fault_install(void)
 {
+    terminate_install();
     struct sigaction cur;
     if (sigaction(SIGSEGV, NULL, &cur) != 0)
         return;
@@ -81,6 +120,7 @@ void weft__fault_install(void)
 
 void weft__fault_uninstall(void)
 {
+    terminate_uninstall();
     if (installed)
         sigaction(SIGSEGV, &old_segv, NULL);
     installed = false;
