@@ -339,14 +339,20 @@ int weft_task_set(weft_key key, void *value)
     return 0;
 }
 
+/* A timer due? The clock is read only when one is armed. */
+static bool timer_due(weft__worker *w)
+{
+    int64_t next = atomic_load_explicit(&w->timer_next, memory_order_relaxed);
+    return next != WEFT_FOREVER && next <= weft__now();
+}
+
 /* Something else could run here now? (cheap, local view only) */
 static bool others_runnable(weft__worker *w)
 {
     return atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
            weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) || w->pinned_head ||
            !weft__inbox_empty(&w->inbox) ||
-           atomic_load_explicit(&w->rt->inject_n, memory_order_relaxed) ||
-           atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= weft__now();
+           atomic_load_explicit(&w->rt->inject_n, memory_order_relaxed);
 }
 
 int weft_yield(void)
@@ -360,7 +366,7 @@ int weft_yield(void)
     if (weft__task_cancelled(t))
         return -ECANCELED;
     t->budget = BUDGET;
-    if (atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= weft__now())
+    if (timer_due(w))
         weft__timers_run(w, weft__now());
     if (others_runnable(w))
         weft__switch_out(t, PREV_YIELD);
