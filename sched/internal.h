@@ -446,6 +446,11 @@ WEFT__HIDDEN int weft__workers_start(weft__rt *rt);
 WEFT__HIDDEN void weft__worker_loop(weft__worker *w);
 WEFT__HIDDEN void weft__workers_stop(weft__rt *rt);
 WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);
+/* The monitor's look at the workers (every few ms while any is busy): a
+ * worker stuck in one task with work queued behind it gets an idle worker
+ * woken to steal that work (DESIGN.md trap 7). last[] holds each worker's
+ * switch count from the previous look. Returns whether any worker is busy. */
+WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last);
 
 /* ---- runq.c / inject / inbox ------------------------------------------- */
 

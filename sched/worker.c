@@ -578,6 +578,32 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
     }
 }
 
+bool weft__sysmon(weft__rt *rt, uint64_t *last)
+{
+    bool busy = false;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        weft__worker *w = &rt->workers[i];
+        uint64_t sw = atomic_load_explicit(&w->ctr.v[WEFT__CTR_INDEX(context_switches)],
+                                           memory_order_relaxed);
+        bool running = atomic_load_explicit(&w->running_task, memory_order_relaxed);
+        busy |= running;
+        if (running && sw == last[i]) {
+            /* Same task since the last look. Its worker fires no timers:
+             * fire the overdue ones here (the woken go to the inject
+             * queue). Work queued behind it can only move if another
+             * worker steals it: wake one. */
+            int64_t next = atomic_load_explicit(&w->timer_next, memory_order_relaxed);
+            if (next != WEFT_FOREVER && next <= weft__now())
+                weft__timers_run(w, weft__now());
+            if (weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
+                atomic_load_explicit(&w->runnext, memory_order_relaxed))
+                weft__wake_idle(rt);
+        }
+        last[i] = sw;
+    }
+    return busy;
+}
+
 void weft__worker_loop(weft__worker *w)
 {
     weft__tls_worker = w;

@@ -17,6 +17,7 @@
 
 #define DEFAULT_STACK (64 * 1024)
 #define DEADLOCK_TICK_MS 250 /* two quiet ticks in a row: reported within 1 s */
+#define SYSMON_TICK_NS (2 * 1000 * 1000) /* stuck-worker look while any worker is busy */
 #define MAX_WORKERS 1024
 
 static atomic_bool running;
@@ -319,9 +320,19 @@ static void *monitor_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     weft__deadlock_state dl = {0, 0, false};
     int64_t next_tick = weft__now() + DEADLOCK_TICK_MS * 1000000LL;
+    uint64_t *last = calloc(m->rt->nworkers, sizeof *last);
+    int64_t next_sysmon = weft__now() + SYSMON_TICK_NS;
+    bool busy = true;
     for (;;) {
+        int64_t now = weft__now();
+        if (last && now >= next_sysmon) {
+            busy = weft__sysmon(m->rt, last);
+            next_sysmon = now + SYSMON_TICK_NS;
+        }
         int64_t next_watch = watch_run();
         int64_t wake = next_watch < next_tick ? next_watch : next_tick;
+        if (busy && next_sysmon < wake)
+            wake = next_sysmon; /* idle runtime: no need to look every 2 ms */
         int64_t left = wake - weft__now();
         struct timespec ts = {left > 0 ? left / 1000000000 : 0, left > 0 ? left % 1000000000 : 0};
         struct pollfd p = {.fd = m->efd, .events = POLLIN};
@@ -330,7 +341,8 @@ static void *monitor_main(void *arg)
             continue;
         if (r == 0) {
             if (weft__now() < next_tick)
-                continue; /* a watched deadline: handled at the loop top */
+                continue; /* a watch or a sysmon look: handled at the loop top */
+            busy = true; /* look at the workers again at the next turn */
             next_tick = weft__now() + DEADLOCK_TICK_MS * 1000000LL;
             int verdict = weft__deadlock_check(m->rt, &dl);
             if (verdict == 1) {
@@ -353,6 +365,7 @@ static void *monitor_main(void *arg)
         if (sig || req)
             weft__scope_cancel(&m->rt->root_nursery->scope);
     }
+    free(last);
     return NULL;
 }
 
