@@ -189,6 +189,13 @@ enum {
 #define WEFT__INLINE_KEYS 4
 
 struct weft__task {
+    /* Read by other threads at any time, also while the block is being
+     * recycled (type-stable memory): never cleared with memset. */
+    atomic_uint state;
+    atomic_uint life;
+    atomic_uint handoff;
+    _Atomic uint64_t wstate; /* gen << 8 | reason (see the protocol above) */
+
     /* Switched-out state; owned by whoever holds the task (see states). */
     weft__ctx ctx;
     weft__stack *stack;     /* NULL: unstarted, or running inline */
@@ -206,10 +213,6 @@ struct weft__task {
     size_t stack_req;
     weft__worker *pin_home;
     int result;
-    atomic_uint state;
-    atomic_uint life;
-    atomic_uint handoff;
-    _Atomic uint64_t wstate; /* gen << 8 | reason (see the protocol above) */
     uint32_t wait_flags;
     int64_t wait_deadline;    /* the wait's own deadline */
     weft__scope *wait_dl_scope; /* scope whose deadline armed the timer */

@@ -73,10 +73,14 @@ weft__task *weft__task_alloc(weft__worker *w)
     weft__task *t = w->tcb_cache;
     w->tcb_cache = t->next;
     w->tcb_cache_n--;
-    /* Everything but wstate, whose generation must keep growing across
-     * reuse so that stale tokens never match. */
+    /* The atomics at the front are reset one by one (other threads may read
+     * them: a stale waker, a mutex's spin check); wstate keeps its
+     * generation so that stale tokens never match. */
+    memset(&t->ctx, 0, sizeof *t - offsetof(weft__task, ctx));
+    atomic_store_explicit(&t->state, T_NEW, memory_order_relaxed);
+    atomic_store_explicit(&t->life, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->handoff, 0, memory_order_relaxed);
     uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_relaxed);
-    memset(t, 0, sizeof *t);
     atomic_store_explicit(&t->wstate, ws & ~(uint64_t)0xff, memory_order_relaxed);
     t->timer.index = -1;
     t->budget = BUDGET;

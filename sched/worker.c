@@ -250,6 +250,10 @@ static weft__task *pick_local(weft__worker *w)
             e = take_runnext(w);
         if (!e && w->pinned_head && (w->tick & 1))
             e = pinned_pop(w);
+        /* Every other tick the oldest spawn goes before the run queue, so
+         * tasks that keep yielding cannot hold new ones off forever. */
+        if (!e && (w->tick & 2))
+            e = weft__deque_steal(&w->spawnq);
         if (!e)
             e = weft__runq_pop(&w->runq);
         if (!e)
@@ -418,8 +422,8 @@ static weft__task *steal_runnext(weft__worker *w, weft__worker *v)
             return NULL;
         weft__cpu_relax();
     }
-    if (t->pinned_to)
-        return NULL;
+    /* No pinned check: ready() never puts a pinned task in runnext, and t
+     * may be running elsewhere by now (reading it would race). */
     if (atomic_compare_exchange_strong_explicit(&v->runnext, &t, NULL, memory_order_acq_rel,
                                                 memory_order_relaxed))
         return t;

@@ -34,7 +34,12 @@ typedef struct {
     weft__spin lock;
     weft__waitq q;
     _Atomic uint64_t owner; /* task id, or thread id | 1 << 63; 0 when free */
-    _Atomic(weft__task *) owner_task; /* for the spin decision (type-stable) */
+    /* For the spin decision, without touching the owner's task block (the
+     * mutex may outlive the runtime that ran its owner): the worker the
+     * owner locked on and that worker's switch count then. Unchanged count
+     * and a task running there: the owner is still on the CPU. */
+    atomic_int owner_worker; /* -1: a plain thread */
+    atomic_uint owner_sw;
 } mutex;
 _Static_assert(sizeof(mutex) <= sizeof(weft_mutex), "weft_mutex too small");
 _Static_assert(_Alignof(mutex) <= _Alignof(weft_mutex), "weft_mutex misaligned");
@@ -53,20 +58,38 @@ static inline uint64_t me(weft__task *t)
     return thread_owner_id;
 }
 
+static inline uint32_t switches(weft__worker *w)
+{
+    return (uint32_t)atomic_load_explicit(&w->ctr.v[WEFT__CTR_INDEX(context_switches)],
+                                          memory_order_relaxed);
+}
+
 static inline void took(mutex *m, weft__task *t, uint64_t id)
 {
     atomic_store_explicit(&m->owner, id, memory_order_relaxed);
-    atomic_store_explicit(&m->owner_task, t, memory_order_relaxed);
-    if (t)
+    if (t) {
+        weft__worker *w = weft__self();
+        atomic_store_explicit(&m->owner_worker, w->id, memory_order_relaxed);
+        atomic_store_explicit(&m->owner_sw, switches(w), memory_order_relaxed);
         t->locks_held++;
+    } else {
+        atomic_store_explicit(&m->owner_worker, -1, memory_order_relaxed);
+    }
 }
 
-/* Worth spinning: the holder is a task running right now (a thread holder
- * or a parked task would keep us waiting long). */
+/* Worth spinning: the holder is a task still on the CPU (a thread holder or
+ * a parked task would keep us waiting long). Only tasks spin on this. */
 static bool owner_running(mutex *x)
 {
-    weft__task *o = atomic_load_explicit(&x->owner_task, memory_order_relaxed);
-    return o && atomic_load_explicit(&o->state, memory_order_relaxed) == T_RUNNING;
+    weft__worker *self = weft__self();
+    if (!self)
+        return false;
+    int i = atomic_load_explicit(&x->owner_worker, memory_order_relaxed);
+    if (i < 0 || (unsigned)i >= self->rt->nworkers)
+        return false;
+    weft__worker *w = &self->rt->workers[i];
+    return w != self && switches(w) == atomic_load_explicit(&x->owner_sw, memory_order_relaxed) &&
+           atomic_load_explicit(&w->running_task, memory_order_relaxed);
 }
 
 void weft_mutex_init(weft_mutex *m) { memset(m, 0, sizeof *m); }
@@ -118,6 +141,8 @@ int weft_mutex_lock(weft_mutex *m)
         return -EDEADLK;
     }
     for (int i = 0; i < SPIN_MAX && (i < SPINS || owner_running(x)); i++) {
+        if (atomic_load_explicit(&x->state, memory_order_relaxed) & STARVING)
+            break; /* hand-off mode: spinning cannot win it */
         if (try_grab(x)) {
             took(x, t, id);
             return 0;
@@ -142,13 +167,11 @@ int weft_mutex_lock(weft_mutex *m)
             continue;
         }
         unsigned want = s | WAITERS;
-        if (waited) {
-            int64_t now = weft__now();
-            if (!started)
-                started = now;
-            else if (now - started > STARVE_NS)
-                want |= STARVING;
-        }
+        int64_t now = weft__now();
+        if (!started)
+            started = now; /* the wait starts with the first park */
+        else if (now - started > STARVE_NS)
+            want |= STARVING;
         if (!atomic_compare_exchange_strong_explicit(&x->state, &s, want, memory_order_relaxed,
                                                      memory_order_relaxed)) {
             weft__spin_unlock(&x->lock);
@@ -170,12 +193,16 @@ int weft_mutex_lock(weft_mutex *m)
             atomic_fetch_and_explicit(&x->state, ~WOKEN, memory_order_relaxed);
         if (p.result == HANDOFF) {
             /* The unlocker's critical section happens-before this through
-             * the park/wake hand-off itself. */
+             * the park/wake hand-off itself. Leave hand-off mode once it is
+             * not needed (Go's rule): this waiter did not wait long, or it
+             * was the last one. */
+            if (weft__now() - started < STARVE_NS || !(atomic_load_explicit(
+                                                          &x->state, memory_order_relaxed) &
+                                                      WAITERS))
+                atomic_fetch_and_explicit(&x->state, ~STARVING, memory_order_relaxed);
             took(x, t, id);
             return 0;
         }
-        if (!started)
-            started = weft__now();
         waited = true;
     }
 }
