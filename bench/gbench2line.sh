@@ -10,7 +10,9 @@
 # and present), the user counter ns_per_op, both printed with unit "ns";
 # else real_time with the benchmark's own time_unit (ns, us, ms or s).
 # Min time per benchmark: 0.3 s, 0.05 s when WEFT_BENCH_QUICK=1, or
-# WEFT_BENCH_MIN_TIME (seconds). Needs jq. Exit status: 127 binary missing,
+# WEFT_BENCH_MIN_TIME (seconds). The full run repeats each benchmark 3 times
+# (WEFT_BENCH_REPS) and reports the median, since one run on a shared 2-core
+# VM can be off by 2x; the quick run measures once. Needs jq. Exit status: 127 binary missing,
 # 1 no match / benchmark error / run failure.
 set -euo pipefail
 
@@ -29,6 +31,9 @@ command -v jq >/dev/null 2>&1 || { echo "gbench2line: jq not found" >&2; exit 1;
 min_time=0.3
 [ "${WEFT_BENCH_QUICK:-0}" = 1 ] && min_time=0.05
 min_time=${WEFT_BENCH_MIN_TIME:-$min_time}
+reps=3
+[ "${WEFT_BENCH_QUICK:-0}" = 1 ] && reps=1
+reps=${WEFT_BENCH_REPS:-$reps}
 
 out=$(mktemp "${TMPDIR:-/tmp}/gbench.XXXXXX.json")
 trap 'rm -f "$out"' EXIT
@@ -36,14 +41,15 @@ trap 'rm -f "$out"' EXIT
 # The console report goes to stderr (the caller's log); the JSON to a file,
 # so that whatever the benchmark itself prints cannot corrupt it.
 "$bin" --benchmark_filter="$filter" --benchmark_min_time="$min_time" \
-    --benchmark_out="$out" --benchmark_out_format=json >&2
+    --benchmark_repetitions="$reps" --benchmark_out="$out" --benchmark_out_format=json >&2
 
 if [ ! -s "$out" ]; then # nothing matched: no JSON written at all
     echo "gbench2line: no benchmark in $bin matches '$filter'" >&2
     exit 1
 fi
 line=$(jq -r --arg name "$name" --arg counter "$counter" '
-    [.benchmarks[] | select((.run_type // "iteration") == "iteration")] | first
+    ([.benchmarks[] | select(.run_type == "aggregate" and .aggregate_name == "median")] | first)
+      // ([.benchmarks[] | select((.run_type // "iteration") == "iteration")] | first)
     | if . == null then "NOMATCH"
       elif (.error_occurred // false) then "ERROR \(.error_message // "")"
       elif ($counter != "" and has($counter)) then "BENCH \($name) \(.[$counter]) ns"
