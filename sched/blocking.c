@@ -38,10 +38,7 @@ typedef struct {
 static void *pool_thread(void *arg)
 {
     pool *p = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    weft__thread_block_sigpipe();
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->head && !p->stop) {

@@ -446,6 +446,9 @@ WEFT__HIDDEN void weft__switch_out(weft__task *t, int reason);
 WEFT__HIDDEN void weft__ready(weft__task *t, bool spawn_entry, bool lifo);
 WEFT__HIDDEN void weft__wake_idle(weft__rt *rt);
 WEFT__HIDDEN int weft__workers_start(weft__rt *rt);
+/* Every thread weft creates blocks SIGPIPE (weft's own I/O must not kill
+ * the process; the process-wide disposition stays as it is). */
+WEFT__HIDDEN void weft__thread_block_sigpipe(void);
 WEFT__HIDDEN void weft__worker_loop(weft__worker *w);
 WEFT__HIDDEN void weft__workers_stop(weft__rt *rt);
 WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);

@@ -638,14 +638,19 @@ void weft__worker_loop(weft__worker *w)
     weft__tls_worker = NULL;
 }
 
-static void *worker_thread(void *arg)
+void weft__thread_block_sigpipe(void)
 {
-    weft__worker *w = arg;
     /* SIGPIPE never kills the process because of weft's own I/O. */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static void *worker_thread(void *arg)
+{
+    weft__worker *w = arg;
+    weft__thread_block_sigpipe();
     weft__worker_loop(w);
     return NULL;
 }

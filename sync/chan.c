@@ -400,22 +400,9 @@ static int single(weft_chan *c, weft_case_op op, void *elem, bool block)
         weft__spin_unlock(&c->lock);
         return -EAGAIN;
     }
-    weft__parker p;
-    weft__waiter w;
-    memset(&w, 0, sizeof w);
-    weft__parker_begin(&p, true);
-    w.p = &p;
-    w.elem = elem;
-    weft__waitq *q = op == WEFT_SEND ? &c->sendq : &c->recvq;
-    weft__waitq_push(q, &w);
-    weft__spin_unlock(&c->lock);
-    int r = weft__parker_park(&p, WEFT_FOREVER, true);
-    if (r == 0)
-        return p.result;
-    weft__spin_lock(&c->lock);
-    weft__waitq_remove(q, &w);
-    weft__spin_unlock(&c->lock);
-    return r; /* -ECANCELED: nothing was sent or received */
+    weft__wait_how how = {elem, WEFT_FOREVER, true, false};
+    int r = weft__waitq_wait_how(&c->lock, op == WEFT_SEND ? &c->sendq : &c->recvq, &how, &res);
+    return r ? r : res; /* -ECANCELED: nothing was sent or received */
 }
 
 int weft_chan_send(weft_chan *c, const void *elem)

@@ -66,9 +66,20 @@ WEFT__HIDDEN weft__waiter *weft__waitq_claim_first(weft__waitq *q, weft__parker 
 WEFT__HIDDEN bool weft__waitq_wake_one(weft__waitq *q);
 /* Claims and finishes every waiter; returns how many accepted. */
 WEFT__HIDDEN unsigned weft__waitq_wake_all(weft__waitq *q);
+/* How a waitq_wait waits. */
+typedef struct {
+    void *elem;       /* channels: the data pointer a waker uses */
+    int64_t deadline; /* WEFT_FOREVER: none */
+    bool cancellable; /* a cancellation point (tasks) */
+    bool front;       /* queue at the front (a mutex waiter that already waited) */
+} weft__wait_how;
+
 /* Enqueues the caller, releases `lock`, parks. Called with `lock` held;
- * returns with it released: 0, -ETIMEDOUT, -ECANCELED (tasks, if
- * cancellable). */
+ * returns with it released: 0 (then *delivered, if not NULL, is what the
+ * waker left in the parker's result), -ETIMEDOUT, or -ECANCELED. */
+WEFT__HIDDEN int weft__waitq_wait_how(weft__spin *lock, weft__waitq *q, const weft__wait_how *how,
+                                      int *delivered);
+/* The common case: no data, no front. */
 WEFT__HIDDEN int weft__waitq_wait(weft__spin *lock, weft__waitq *q, int64_t deadline,
                                   bool cancellable);
 

@@ -177,21 +177,14 @@ int weft_mutex_lock(weft_mutex *m)
             weft__spin_unlock(&x->lock);
             continue; /* state moved (maybe unlocked): look again */
         }
-        weft__parker p;
-        weft__waiter w;
-        memset(&w, 0, sizeof w);
-        weft__parker_begin(&p, false);
-        w.p = &p;
-        /* A waiter that already waited goes first, as in Go. */
-        if (waited)
-            weft__waitq_push_front(&x->q, &w);
-        else
-            weft__waitq_push(&x->q, &w);
-        weft__spin_unlock(&x->lock);
-        weft__parker_park(&p, WEFT_FOREVER, false);
-        if (p.result != HANDOFF) /* we are the woken one: back to compete */
+        /* Not a cancellation point; a waiter that already waited goes
+         * first, as in Go. */
+        weft__wait_how how = {NULL, WEFT_FOREVER, false, waited};
+        int got = 0;
+        weft__waitq_wait_how(&x->lock, &x->q, &how, &got);
+        if (got != HANDOFF) /* we are the woken one: back to compete */
             atomic_fetch_and_explicit(&x->state, ~WOKEN, memory_order_relaxed);
-        if (p.result == HANDOFF) {
+        if (got == HANDOFF) {
             /* The unlocker's critical section happens-before this through
              * the park/wake hand-off itself. Leave hand-off mode once it is
              * not needed (Go's rule): this waiter did not wait long, or it

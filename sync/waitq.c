@@ -169,22 +169,37 @@ unsigned weft__waitq_wake_all(weft__waitq *q)
     return n;
 }
 
-int weft__waitq_wait(weft__spin *lock, weft__waitq *q, int64_t deadline, bool cancellable)
+int weft__waitq_wait_how(weft__spin *lock, weft__waitq *q, const weft__wait_how *how,
+                         int *delivered)
 {
     weft__parker p;
     weft__waiter w;
     memset(&w, 0, sizeof w);
-    weft__parker_begin(&p, cancellable);
+    weft__parker_begin(&p, how->cancellable);
     w.p = &p;
-    weft__waitq_push(q, &w);
+    w.elem = how->elem;
+    if (how->front)
+        weft__waitq_push_front(q, &w);
+    else
+        weft__waitq_push(q, &w);
     weft__spin_unlock(lock);
-    int r = weft__parker_park(&p, deadline, cancellable);
+    int r = weft__parker_park(&p, how->deadline, how->cancellable);
     if (r != 0) {
+        /* Nobody claimed us (the claim decides), so nothing was delivered:
+         * leave the queue if a waker has not already unlinked us. */
         weft__spin_lock(lock);
         weft__waitq_remove(q, &w);
         weft__spin_unlock(lock);
+    } else if (delivered) {
+        *delivered = p.result;
     }
     return r;
+}
+
+int weft__waitq_wait(weft__spin *lock, weft__waitq *q, int64_t deadline, bool cancellable)
+{
+    weft__wait_how how = {NULL, deadline, cancellable, false};
+    return weft__waitq_wait_how(lock, q, &how, NULL);
 }
 
 static __thread uint64_t thread_rng;
