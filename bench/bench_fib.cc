@@ -4,7 +4,8 @@
 // (bench/peers/go/spawn.go).
 #include "common.h"
 
-namespace {
+namespace
+{
 
 constexpr int kN = 32;
 constexpr long kFib32 = 2178309;

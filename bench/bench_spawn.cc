@@ -7,7 +7,8 @@
 #include <atomic>
 #include <vector>
 
-namespace {
+namespace
+{
 
 constexpr long kTasks = 1000000;
 
@@ -50,8 +51,9 @@ void BM_spawn_join(benchmark::State &state)
             sum += v;
         bench_check(sum == kTasks, "every task wrote its slot");
     });
-    state.counters["ns_per_op"] = benchmark::Counter(
-        (double)kTasks * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_op"] = benchmark::Counter((double)kTasks * 1e-9,
+                                                     benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
     bench_report_stats(state, before);
 }
 BENCHMARK(BM_spawn_join)->Arg(2)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -17,7 +17,8 @@ void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
 void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void));
 }
 
-namespace {
+namespace
+{
 
 weft__ctx main_ctx, other_ctx;
 
@@ -68,11 +69,11 @@ void BM_yield_pair(benchmark::State &state)
 {
     weft_stats before;
     weft_stats_get(&before);
-    bench_in_task(state, 1, [&](benchmark::State &) {
-        bench_check(yield_pair(nullptr) == 0, "yield pair");
-    });
-    state.counters["ns_per_op"] = benchmark::Counter(
-        2.0 * kYields * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+    bench_in_task(state, 1,
+                  [&](benchmark::State &) { bench_check(yield_pair(nullptr) == 0, "yield pair"); });
+    state.counters["ns_per_op"] = benchmark::Counter(2.0 * kYields * 1e-9,
+                                                     benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
     bench_report_stats(state, before);
 }
 BENCHMARK(BM_yield_pair)->Unit(benchmark::kMillisecond)->UseRealTime();

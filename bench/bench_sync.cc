@@ -13,7 +13,8 @@
 #include <chrono>
 #include <thread>
 
-namespace {
+namespace
+{
 
 int must(int rc, const char *what)
 {
@@ -61,8 +62,9 @@ void BM_pingpong(benchmark::State &state)
         weft_chan_free(pp.ping);
         weft_chan_free(pp.pong);
     });
-    state.counters["ns_per_op"] = benchmark::Counter(
-        kPingPong * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_op"] = benchmark::Counter(kPingPong * 1e-9,
+                                                     benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_pingpong)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -121,10 +123,15 @@ void BM_chan_buffered(benchmark::State &state)
         bench_check(total.load() == n * (n - 1) / 2, "checksum");
         weft_chan_free(c);
     });
-    state.counters["ns_per_op"] = benchmark::Counter(
-        kItems * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_op"] = benchmark::Counter(kItems * 1e-9,
+                                                     benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_chan_buffered)->Args({1, 1})->Args({4, 4})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_chan_buffered)
+    ->Args({1, 1})
+    ->Args({4, 4})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // ---- skynet -------------------------------------------------------------------
 
@@ -195,8 +202,9 @@ void BM_mutex_uncontended(benchmark::State &state)
         benchmark::DoNotOptimize(counter);
         bench_check(counter == kMutexOps, "counter");
     });
-    state.counters["ns_per_op"] = benchmark::Counter(
-        kMutexOps * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_op"] = benchmark::Counter(kMutexOps * 1e-9,
+                                                     benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_mutex_uncontended)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -231,8 +239,9 @@ void BM_mutex_contended4(benchmark::State &state)
         must(weft_nursery_close(n), "close");
         bench_check(counter == 4 * kContendK, "counter");
     });
-    state.counters["ns_per_op"] = benchmark::Counter(
-        4 * kContendK * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_op"] = benchmark::Counter(4 * kContendK * 1e-9,
+                                                     benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_mutex_contended4)->Unit(benchmark::kMillisecond)->UseRealTime();
 

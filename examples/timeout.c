@@ -24,7 +24,7 @@ static int sleeper(void *arg)
         return rc;
     for (int i = 0; depth > 0 && i < 3; i++)
         if (weft_spawn(n, sleeper, (void *)(intptr_t)(depth - 1)) != 0)
-            break; /* the deadline already passed: stop growing */
+            break;                     /* the deadline already passed: stop growing */
     rc = weft_sleep(WEFT_FOREVER / 2); /* until cancelled */
     if (rc == -ECANCELED)
         atomic_fetch_add(&cancelled, 1);
@@ -44,8 +44,8 @@ static int main_task(void *arg)
     weft_spawn(n, sleeper, (void *)(intptr_t)4); /* 1 + 3 + 9 + 27 + 81 tasks */
     rc = weft_nursery_close(n);
     printf("close returned %d (%s) after %.1f ms; %d of %d sleepers cancelled\n", rc,
-           rc == -ETIMEDOUT ? "-ETIMEDOUT" : "?", (weft_now() - t0) / 1e6,
-           atomic_load(&cancelled), atomic_load(&started));
+           rc == -ETIMEDOUT ? "-ETIMEDOUT" : "?", (weft_now() - t0) / 1e6, atomic_load(&cancelled),
+           atomic_load(&started));
     return rc == -ETIMEDOUT && atomic_load(&cancelled) == atomic_load(&started) ? 0 : -EIO;
 }
 

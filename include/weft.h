@@ -186,13 +186,11 @@ typedef struct weft_spawn_attr {
 } weft_spawn_attr;
 
 /* weft_spawn with attributes (attr NULL: defaults). -EINVAL for a bad attr. */
-WEFT_API int weft_spawn_ex(weft_nursery *n, weft_fn fn, void *arg,
-                           const weft_spawn_attr *attr);
+WEFT_API int weft_spawn_ex(weft_nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr);
 
 /* weft_spawn that records the spawn site (shown in dumps). The macro below
  * routes weft_spawn calls through it; (weft_spawn)(...) calls the function. */
-WEFT_API int weft_spawn_at(weft_nursery *n, weft_fn fn, void *arg,
-                           const char *file, int line);
+WEFT_API int weft_spawn_at(weft_nursery *n, weft_fn fn, void *arg, const char *file, int line);
 #define weft_spawn(n, fn, arg) weft_spawn_at((n), (fn), (arg), __FILE__, __LINE__)
 
 /* Trio's nursery.start: spawns fn and parks until it calls
@@ -268,7 +266,9 @@ WEFT_API bool weft_cancelled(void);
 typedef struct weft_mutex {
     WEFT_ALIGNAS(8) unsigned char private_[40];
 } weft_mutex;
+/* clang-format off */
 #define WEFT_MUTEX_INIT {{0}}
+/* clang-format on */
 
 WEFT_API void weft_mutex_init(weft_mutex *m);
 /* Misuse (reported) when locked or waited on. */
@@ -284,7 +284,9 @@ WEFT_API void weft_mutex_unlock(weft_mutex *m);
 typedef struct weft_cond {
     WEFT_ALIGNAS(8) unsigned char private_[24];
 } weft_cond;
+/* clang-format off */
 #define WEFT_COND_INIT {{0}}
+/* clang-format on */
 
 WEFT_API void weft_cond_init(weft_cond *c);
 WEFT_API void weft_cond_destroy(weft_cond *c);
@@ -301,7 +303,9 @@ WEFT_API void weft_cond_broadcast(weft_cond *c);
 typedef struct weft_sem {
     WEFT_ALIGNAS(8) unsigned char private_[32];
 } weft_sem;
+/* clang-format off */
 #define WEFT_SEM_INIT {{0}} /* a semaphore with count 0; weft_sem_init for others */
+/* clang-format on */
 
 WEFT_API void weft_sem_init(weft_sem *s, unsigned count);
 WEFT_API void weft_sem_destroy(weft_sem *s);
@@ -317,7 +321,9 @@ WEFT_API void weft_sem_release(weft_sem *s);
 typedef struct weft_waitgroup {
     WEFT_ALIGNAS(8) unsigned char private_[32];
 } weft_waitgroup;
+/* clang-format off */
 #define WEFT_WAITGROUP_INIT {{0}}
+/* clang-format on */
 
 WEFT_API void weft_waitgroup_init(weft_waitgroup *w);
 WEFT_API void weft_waitgroup_destroy(weft_waitgroup *w);
@@ -333,7 +339,9 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup *w);
 typedef struct weft_event {
     WEFT_ALIGNAS(8) unsigned char private_[32];
 } weft_event;
+/* clang-format off */
 #define WEFT_EVENT_INIT {{0}}
+/* clang-format on */
 
 WEFT_API void weft_event_init(weft_event *e);
 WEFT_API void weft_event_destroy(weft_event *e);
@@ -377,11 +385,11 @@ WEFT_API size_t weft_chan_cap(weft_chan *c);
 
 typedef enum { WEFT_SEND = 1, WEFT_RECV = 2 } weft_case_op;
 typedef struct weft_case {
-    weft_chan *chan;  /* NULL disables the case */
+    weft_chan *chan; /* NULL disables the case */
     weft_case_op op;
-    void *elem;       /* source for SEND, destination for RECV (may be NULL) */
-    int result;       /* set for the chosen case: 0, or -EPIPE (SEND: closed;
-                         RECV: closed and drained) */
+    void *elem; /* source for SEND, destination for RECV (may be NULL) */
+    int result; /* set for the chosen case: 0, or -EPIPE (SEND: closed;
+                   RECV: closed and drained) */
 } weft_case;
 
 /* Parks until one case can proceed, performs exactly that one, and returns
@@ -400,9 +408,8 @@ WEFT_API int weft_select_try(weft_case *cases, size_t n);
 /* ------------------------------------------------------------------------ */
 
 typedef struct weft_stats {
-    uint64_t tasks_spawned, tasks_live, context_switches, steals, steal_attempts,
-        worker_parks, worker_wakes, io_submitted, io_completed, timers_fired,
-        failures_dropped;
+    uint64_t tasks_spawned, tasks_live, context_switches, steals, steal_attempts, worker_parks,
+        worker_wakes, io_submitted, io_completed, timers_fired, failures_dropped;
     uint64_t reserved_[16];
 } weft_stats;
 

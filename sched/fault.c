@@ -80,8 +80,9 @@ static void on_terminate(void)
     weft__worker *w = weft__tls_worker;
     weft__task *t = w ? w->current : NULL;
     if (t)
-        fprintf(stderr, "weft: panic: a C++ exception escaped task %llu \"%s\" (or terminate "
-                        "was called in it)\n",
+        fprintf(stderr,
+                "weft: panic: a C++ exception escaped task %llu \"%s\" (or terminate "
+                "was called in it)\n",
                 (unsigned long long)t->id, t->name);
     if (old_terminate)
         old_terminate();
@@ -90,7 +91,8 @@ static void on_terminate(void)
 
 static void terminate_install(void)
 {
-    set_terminate_p = (terminate_fn(*)(terminate_fn))dlsym(RTLD_DEFAULT, "_ZSt13set_terminatePFvvE");
+    set_terminate_p = (terminate_fn(*)(terminate_fn))dlsym(RTLD_DEFAULT,
+                                                           "_ZSt13set_terminatePFvvE");
     if (set_terminate_p)
         old_terminate = set_terminate_p(on_terminate);
 }
@@ -130,8 +132,8 @@ void weft__fault_uninstall(void)
 void *weft__fault_thread_init(void)
 {
     stack_t ss;
-    void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                     0);
     if (mem == MAP_FAILED)
         return NULL;
     ss.ss_sp = mem;

@@ -25,8 +25,8 @@
 #endif
 #endif
 
-extern void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
-                                           size_t size) __attribute__((weak));
+extern void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size)
+    __attribute__((weak));
 extern void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
                                             size_t *size_old) __attribute__((weak));
 extern void *__tsan_get_current_fiber(void) __attribute__((weak));
@@ -56,14 +56,14 @@ void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void))
      * 16-byte aligned as the trampoline's call requires. */
     uint64_t *sp = (uint64_t *)(t - 80);
     uint32_t *fp = (uint32_t *)sp;
-    fp[0] = 0x1F80; /* MXCSR: all exceptions masked, round to nearest */
-    fp[1] = 0x037F; /* x87 control word: the ABI's default */
-    sp[1] = 0;                       /* r15 */
-    sp[2] = 0;                       /* r14 */
-    sp[3] = 0;                       /* r13 */
+    fp[0] = 0x1F80;                     /* MXCSR: all exceptions masked, round to nearest */
+    fp[1] = 0x037F;                     /* x87 control word: the ABI's default */
+    sp[1] = 0;                          /* r15 */
+    sp[2] = 0;                          /* r14 */
+    sp[3] = 0;                          /* r13 */
     sp[4] = (uint64_t)(uintptr_t)entry; /* r12 */
-    sp[5] = 0;                       /* rbx */
-    sp[6] = 0;                       /* rbp */
+    sp[5] = 0;                          /* rbx */
+    sp[6] = 0;                          /* rbp */
     sp[7] = (uint64_t)(uintptr_t)weft__ctx_trampoline;
     sp[8] = 0;
     sp[9] = 0;
@@ -79,10 +79,7 @@ void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void))
 #endif
 }
 
-void *weft__fiber_create(void)
-{
-    return __tsan_create_fiber ? __tsan_create_fiber(0) : NULL;
-}
+void *weft__fiber_create(void) { return __tsan_create_fiber ? __tsan_create_fiber(0) : NULL; }
 
 void weft__fiber_destroy(void *f)
 {
@@ -94,11 +91,10 @@ void weft__fiber_destroy(void *f)
  * scheduler context) to `to_task` (NULL: the scheduler context). A dying
  * task hands ASan a NULL save slot so its fake stack is released. */
 NO_SANITIZE void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
-                        bool from_dying)
+                                    bool from_dying)
 {
     if (__sanitizer_start_switch_fiber) {
-        void **save = from_dying ? NULL
-                                 : (from_task ? &from_task->asan_fake : &w->sched_asan_fake);
+        void **save = from_dying ? NULL : (from_task ? &from_task->asan_fake : &w->sched_asan_fake);
         const void *bottom = to_task ? (const void *)to_task->stk_lo : w->sched_stack_lo;
         size_t size = to_task ? to_task->stk_size : w->sched_stack_size;
         __sanitizer_start_switch_fiber(save, bottom, size);

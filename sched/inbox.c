@@ -10,7 +10,10 @@
  */
 #include "internal.h"
 
-void weft__inbox_init(weft__inbox *q) { atomic_store_explicit(&q->top, NULL, memory_order_relaxed); }
+void weft__inbox_init(weft__inbox *q)
+{
+    atomic_store_explicit(&q->top, NULL, memory_order_relaxed);
+}
 
 void weft__inbox_push(weft__inbox *q, weft__task *t)
 {

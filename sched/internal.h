@@ -68,8 +68,7 @@ typedef struct weft__nursery weft__nursery;
 /* ---- misuse and invariants --------------------------------------------- */
 
 /* A broken runtime invariant: prints the message with task and worker, aborts. */
-WEFT__HIDDEN void weft__panic(const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 1, 2)));
+WEFT__HIDDEN void weft__panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 /* A user misuse: prints "weft: misuse: ..." naming the current task. */
 WEFT__HIDDEN void weft__misuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -116,10 +115,10 @@ WEFT__HIDDEN void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void))
 /* ---- stacks (stack.c) --------------------------------------------------- */
 
 typedef struct weft__stack {
-    char *lo;      /* lowest usable address; the word here must stay zero */
-    size_t size;   /* usable bytes above lo */
-    bool guarded;  /* a PROT_NONE page sits below lo */
-    bool chunked;  /* carved from a shared chunk (never unmapped alone) */
+    char *lo;       /* lowest usable address; the word here must stay zero */
+    size_t size;    /* usable bytes above lo */
+    bool guarded;   /* a PROT_NONE page sits below lo */
+    bool chunked;   /* carved from a shared chunk (never unmapped alone) */
     unsigned vg_id; /* Valgrind's stack id, 0 when not running under it */
     struct weft__stack *next;
 } weft__stack;
@@ -147,12 +146,12 @@ enum {
  * Written by its owner; flags and deadline read by any task whose chain
  * passes through it, so they are atomics. */
 struct weft__scope {
-    weft__scope *parent;       /* next scope outward; may belong to another task */
-    weft__task *owner;         /* the task that entered it */
-    _Atomic int64_t deadline;  /* WEFT_FOREVER: none */
+    weft__scope *parent;      /* next scope outward; may belong to another task */
+    weft__task *owner;        /* the task that entered it */
+    _Atomic int64_t deadline; /* WEFT_FOREVER: none */
     atomic_uint flags;
-    uint32_t magic;            /* WEFT__SCOPE_MAGIC while entered */
-    weft__nursery *nursery;    /* S_NURSERY: the nursery embedding it */
+    uint32_t magic;         /* WEFT__SCOPE_MAGIC while entered */
+    weft__nursery *nursery; /* S_NURSERY: the nursery embedding it */
 };
 _Static_assert(sizeof(weft__scope) <= sizeof(weft_scope), "weft_scope too small");
 _Static_assert(_Alignof(weft__scope) <= _Alignof(weft_scope), "weft_scope misaligned");
@@ -173,11 +172,11 @@ enum { H_WOKEN = 1u, H_SWITCHED = 2u };
 
 /* Wait reasons stored in the low byte of t->wstate. */
 enum {
-    W_IDLE = 0,     /* not waiting */
-    W_WAITING = 1,  /* parked or about to park; wakers may CAS */
-    W_WOKEN = 2,    /* a waker delivered what the task waited for */
-    W_TIMER = 3,    /* the wait's deadline (or a scope deadline) fired */
-    W_CANCEL = 4,   /* a cancel reached the task */
+    W_IDLE = 0,    /* not waiting */
+    W_WAITING = 1, /* parked or about to park; wakers may CAS */
+    W_WOKEN = 2,   /* a waker delivered what the task waited for */
+    W_TIMER = 3,   /* the wait's deadline (or a scope deadline) fired */
+    W_CANCEL = 4,  /* a cancel reached the task */
 };
 
 /* Wait flags for weft__wait_park. */
@@ -202,7 +201,7 @@ struct weft__task {
     weft__task *stack_host; /* inline child: the task whose stack it uses */
     char *stk_lo;           /* the stack this task runs on (own or host's) */
     size_t stk_size;
-    void *asan_fake;        /* ASan fake-stack handle across a switch */
+    void *asan_fake; /* ASan fake-stack handle across a switch */
     void *tsan_fiber;
 
     weft_fn fn;
@@ -214,8 +213,8 @@ struct weft__task {
     weft__worker *pin_home;
     int result;
     uint32_t wait_flags;
-    int64_t wait_deadline;    /* the wait's own deadline */
-    weft__scope *wait_dl_scope; /* scope whose deadline armed the timer */
+    int64_t wait_deadline;                         /* the wait's own deadline */
+    weft__scope *wait_dl_scope;                    /* scope whose deadline armed the timer */
     void (*cancel_hook)(weft__task *t, void *arg); /* run by a canceller */
     void *cancel_hook_arg;
 
@@ -223,7 +222,7 @@ struct weft__task {
     struct {
         int64_t deadline;
         uint64_t token;
-        int index;           /* position in the heap, -1 when not queued */
+        int index;                     /* position in the heap, -1 when not queued */
         _Atomic(weft__worker *) owner; /* whose heap holds it; set by the task */
     } timer;
 
@@ -232,37 +231,37 @@ struct weft__task {
      * can sit in such lists twice at once - its spawn entry left behind as a
      * tombstone after an inline run, and a resume entry - so each kind of
      * entry has its own link (weft__entry_link). */
-    uintptr_t qnext;          /* link of the resume entry */
-    uintptr_t snext;          /* link of the spawn entry */
-    weft__task *next;         /* inbox and misc lists */
-    weft__worker *worker;     /* the worker it last ran on */
-    weft__worker *pinned_to;  /* non-NULL while pinned */
+    uintptr_t qnext;         /* link of the resume entry */
+    uintptr_t snext;         /* link of the spawn entry */
+    weft__task *next;        /* inbox and misc lists */
+    weft__worker *worker;    /* the worker it last ran on */
+    weft__worker *pinned_to; /* non-NULL while pinned */
     int pin_count;
-    int locks_held;           /* weft_mutex locks owned (misuse check at exit) */
-    uint32_t budget;          /* cooperative checkpoint budget */
+    int locks_held;  /* weft_mutex locks owned (misuse check at exit) */
+    uint32_t budget; /* cooperative checkpoint budget */
     uint64_t id;
 
     /* Cancellation state (scope.c): the scope chain and its cached verdict. */
-    weft__scope *scope_top;   /* innermost scope; children start at nursery's */
-    weft__scope *scope_base;  /* first scope not owned by this task */
-    uint64_t cgen;            /* rt->cancel_gen the cache was computed at */
-    bool c_cancelled;         /* cached: cancelled by a flag */
-    int64_t c_deadline;       /* cached: earliest deadline up to the shield */
-    weft__scope *c_dl_scope;  /* which scope that deadline belongs to */
-    weft__spin lock;          /* guards scope push/pop against cancel walks */
+    weft__scope *scope_top;  /* innermost scope; children start at nursery's */
+    weft__scope *scope_base; /* first scope not owned by this task */
+    uint64_t cgen;           /* rt->cancel_gen the cache was computed at */
+    bool c_cancelled;        /* cached: cancelled by a flag */
+    int64_t c_deadline;      /* cached: earliest deadline up to the shield */
+    weft__scope *c_dl_scope; /* which scope that deadline belongs to */
+    weft__spin lock;         /* guards scope push/pop against cancel walks */
     /* The scopes this task entered, innermost last (structured/scope.c):
      * kept apart from the chain so that misuse recovery never has to read
      * a scope that lived in a frame that has returned. */
     weft__scope *own_inline[8];
-    weft__scope **own;        /* NULL: own_inline */
+    weft__scope **own; /* NULL: own_inline */
     uint32_t own_n, own_cap;
-    const char *entry_frame;  /* frame that called fn: below it, frames returned */
+    const char *entry_frame; /* frame that called fn: below it, frames returned */
 
     /* Structure (nursery.c) */
-    weft__nursery *nursery;   /* the nursery this task belongs to */
+    weft__nursery *nursery;          /* the nursery this task belongs to */
     weft__task *sib_prev, *sib_next; /* in nursery's unstarted or running list */
     bool in_unstarted;
-    weft__task *starter;      /* weft_nursery_start caller waiting on us */
+    weft__task *starter; /* weft_nursery_start caller waiting on us */
     uint64_t starter_token;
     int start_result;
     bool started_called;
@@ -308,8 +307,8 @@ typedef struct {
 } weft__inbox;
 
 typedef struct {
-    uint64_t tasks_spawned, tasks_done, context_switches, steals, steal_attempts,
-        worker_parks, worker_wakes, timers_fired, failures_dropped;
+    uint64_t tasks_spawned, tasks_done, context_switches, steals, steal_attempts, worker_parks,
+        worker_wakes, timers_fired, failures_dropped;
 } weft__counters;
 
 struct weft__worker {
@@ -322,8 +321,8 @@ struct weft__worker {
     size_t sched_stack_size;
     void *sched_tsan_fiber;
     void *sched_asan_fake;
-    weft__task *prev;     /* the task that just switched out */
-    int prev_action;      /* what to do with it after the switch */
+    weft__task *prev; /* the task that just switched out */
+    int prev_action;  /* what to do with it after the switch */
     uint32_t tick;
     uint32_t runnext_streak;
     uint64_t rng;
@@ -347,19 +346,19 @@ struct weft__worker {
     _Alignas(WEFT__CACHELINE) weft__spin timer_lock;
     weft__task **heap;
     int heap_n, heap_cap;
-    _Atomic int64_t timer_next; /* earliest deadline, INT64_MAX if none */
+    _Atomic int64_t timer_next;                      /* earliest deadline, INT64_MAX if none */
     _Alignas(WEFT__CACHELINE) atomic_uint park_word; /* idle futex */
     atomic_bool parked;
-    atomic_bool sponsored; /* woken by wake_idle as the spinner */
+    atomic_bool sponsored;    /* woken by wake_idle as the spinner */
     atomic_bool running_task; /* a task is on this worker now */
 };
 
 #define WEFT__CTR_INDEX(field) (offsetof(weft__counters, field) / sizeof(uint64_t))
-#define WEFT__COUNT(w, field, n)                                                      \
-    atomic_store_explicit(&(w)->ctr.v[WEFT__CTR_INDEX(field)],                        \
-                          atomic_load_explicit(&(w)->ctr.v[WEFT__CTR_INDEX(field)],   \
-                                               memory_order_relaxed) +                \
-                              (n),                                                    \
+#define WEFT__COUNT(w, field, n)                                                                   \
+    atomic_store_explicit(&(w)->ctr.v[WEFT__CTR_INDEX(field)],                                     \
+                          atomic_load_explicit(&(w)->ctr.v[WEFT__CTR_INDEX(field)],                \
+                                               memory_order_relaxed) +                             \
+                              (n),                                                                 \
                           memory_order_relaxed)
 
 struct weft__rt {
@@ -504,7 +503,10 @@ static inline uintptr_t weft__entry(weft__task *t, bool spawn)
 {
     return (uintptr_t)t | (spawn ? 1u : 0u);
 }
-static inline weft__task *weft__entry_task(uintptr_t e) { return (weft__task *)(e & ~(uintptr_t)1); }
+static inline weft__task *weft__entry_task(uintptr_t e)
+{
+    return (weft__task *)(e & ~(uintptr_t)1);
+}
 static inline bool weft__entry_is_spawn(uintptr_t e) { return (e & 1u) != 0; }
 /* Links a tagged entry in the inject list through the task's next field. */
 static inline uintptr_t *weft__entry_link(uintptr_t e)
@@ -525,8 +527,7 @@ WEFT__HIDDEN uint64_t weft__wait_begin(weft__task *t, unsigned flags);
 /* Parks t (must be current) until a waker fires token, the deadline passes
  * (W_TIMER), or, with WAIT_CANCELLABLE, a cancel reaches it (W_CANCEL).
  * Returns the reason. */
-WEFT__HIDDEN int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline,
-                                 unsigned flags);
+WEFT__HIDDEN int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned flags);
 /* The two halves of weft__wake, for wakers that must deliver data after
  * winning and before the task may run (channels): claim wins the wait (or
  * returns false), finish makes the task runnable. */
@@ -554,8 +555,7 @@ WEFT__HIDDEN int weft__cancel_point(weft__task *t);
 
 /* ---- timer.c ------------------------------------------------------------ */
 
-WEFT__HIDDEN void weft__timer_arm(weft__worker *w, weft__task *t, int64_t deadline,
-                                  uint64_t token);
+WEFT__HIDDEN void weft__timer_arm(weft__worker *w, weft__task *t, int64_t deadline, uint64_t token);
 /* Removes t's timer if armed. */
 WEFT__HIDDEN void weft__timer_disarm(weft__task *t);
 /* Moves t's armed timer for wait `token` to min(the wait's own deadline,

@@ -122,8 +122,8 @@ uintptr_t weft__runq_steal(weft__runq *victim, weft__runq *dst)
             uintptr_t e = atomic_load_explicit(&victim->buf[(h + i) & MASK], memory_order_relaxed);
             atomic_store_explicit(&dst->buf[(dt + i) & MASK], e, memory_order_relaxed);
         }
-        if (!atomic_compare_exchange_weak_explicit(&victim->head, &h, h + n,
-                                                   memory_order_release, memory_order_relaxed))
+        if (!atomic_compare_exchange_weak_explicit(&victim->head, &h, h + n, memory_order_release,
+                                                   memory_order_relaxed))
             continue;
         /* Keep the last one to run now; publish the rest (point 3). */
         n--;

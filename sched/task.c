@@ -353,9 +353,8 @@ static bool timer_due(weft__worker *w)
 /* Something else could run here now? (cheap, local view only) */
 static bool others_runnable(weft__worker *w)
 {
-    return atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
-           weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) || w->pinned_head ||
-           !weft__inbox_empty(&w->inbox) ||
+    return atomic_load_explicit(&w->runnext, memory_order_relaxed) || weft__runq_len(&w->runq) ||
+           weft__deque_len(&w->spawnq) || w->pinned_head || !weft__inbox_empty(&w->inbox) ||
            atomic_load_explicit(&w->rt->inject_n, memory_order_relaxed);
 }
 

@@ -15,7 +15,10 @@
  */
 #include "internal.h"
 
-static inline bool before(weft__task *a, weft__task *b) { return a->timer.deadline < b->timer.deadline; }
+static inline bool before(weft__task *a, weft__task *b)
+{
+    return a->timer.deadline < b->timer.deadline;
+}
 
 static void place(weft__worker *w, int i, weft__task *t)
 {

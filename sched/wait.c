@@ -72,8 +72,7 @@ bool weft__task_cancelled(weft__task *t)
         /* The deadline fired: remember it on its scope (nursery close reports
          * -ETIMEDOUT from this). */
         if (t->c_dl_scope)
-            atomic_fetch_or_explicit(&t->c_dl_scope->flags, S_DEADLINE_HIT,
-                                     memory_order_relaxed);
+            atomic_fetch_or_explicit(&t->c_dl_scope->flags, S_DEADLINE_HIT, memory_order_relaxed);
         return true;
     }
     return false;
@@ -148,8 +147,7 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
         if (weft__task_cancelled(t)) {
             uint64_t expect = token | W_WAITING;
             if (atomic_compare_exchange_strong_explicit(&t->wstate, &expect, token | W_CANCEL,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire))
+                                                        memory_order_acq_rel, memory_order_acquire))
                 return W_CANCEL;
             /* Someone else fired first: it will make us runnable once we
              * have switched out, so park normally. */

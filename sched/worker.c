@@ -204,8 +204,8 @@ static weft__task *claim(weft__worker *w, uintptr_t e)
     weft__task *t = weft__entry_task(e);
     if (!weft__entry_is_spawn(e))
         return t;
-    unsigned prev =
-        atomic_fetch_or_explicit(&t->life, L_CLAIMED | L_DEQUEUED, memory_order_acq_rel);
+    unsigned prev = atomic_fetch_or_explicit(&t->life, L_CLAIMED | L_DEQUEUED,
+                                             memory_order_acq_rel);
     if (prev & L_CLAIMED) {
         if (prev & L_DONE)
             weft__task_release(t, 0); /* both bits now set: free it */
@@ -472,8 +472,7 @@ static bool work_visible(weft__worker *w, int64_t now)
 {
     weft__rt *rt = w->rt;
     if (atomic_load_explicit(&rt->inject_n, memory_order_relaxed) ||
-        !weft__inbox_empty(&w->inbox) || weft__runq_len(&w->runq) ||
-        weft__deque_len(&w->spawnq) ||
+        !weft__inbox_empty(&w->inbox) || weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
         atomic_load_explicit(&w->runnext, memory_order_relaxed) || w->pinned_head)
         return true;
     if (atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= now)
@@ -526,8 +525,7 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
         if (!*spinning) {
             unsigned zero = 0;
             if (atomic_compare_exchange_strong_explicit(&rt->nspinning, &zero, 1,
-                                                        memory_order_seq_cst,
-                                                        memory_order_relaxed))
+                                                        memory_order_seq_cst, memory_order_relaxed))
                 *spinning = true;
         }
         if (*spinning) {
@@ -535,8 +533,7 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
                 t = steal(w, r == SPIN_ROUNDS - 1);
                 if (!t && (t = pick_local(w)) == NULL) {
                     if (atomic_load_explicit(&rt->inject_n, memory_order_relaxed) ||
-                        atomic_load_explicit(&w->timer_next, memory_order_relaxed) <=
-                            weft__now())
+                        atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= weft__now())
                         break;
                     for (int k = 0; k < 32; k++)
                         weft__cpu_relax();
@@ -555,7 +552,8 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
         atomic_fetch_add_explicit(&rt->nparked, 1, memory_order_seq_cst);
         fence_sc();
         bool yes = true;
-        if (work_visible(w, weft__now()) || atomic_load_explicit(&rt->shutdown, memory_order_acquire)) {
+        if (work_visible(w, weft__now()) ||
+            atomic_load_explicit(&rt->shutdown, memory_order_acquire)) {
             if (atomic_compare_exchange_strong_explicit(&w->parked, &yes, false,
                                                         memory_order_seq_cst,
                                                         memory_order_relaxed)) {

@@ -98,8 +98,9 @@ int weft__deadlock_check(weft__rt *rt, weft__deadlock_state *st)
     st->strikes = 0;
     if (!st->reported) {
         st->reported = true;
-        fprintf(stderr, "weft: deadlock: all tasks are asleep (%llu live); cancelling the root "
-                        "scope so they unwind\n",
+        fprintf(stderr,
+                "weft: deadlock: all tasks are asleep (%llu live); cancelling the root "
+                "scope so they unwind\n",
                 (unsigned long long)weft__tasks_live(rt));
         return 1;
     }

@@ -17,15 +17,15 @@
 #include "../sched/internal.h"
 
 struct weft__nursery {
-    weft__scope scope;            /* S_NURSERY; owner = the opener */
+    weft__scope scope; /* S_NURSERY; owner = the opener */
     weft__spin lock;
-    weft__task *unstarted;        /* spawned, not yet claimed (sib list) */
-    weft__task *running;          /* started children (sib list) */
-    unsigned nchildren;           /* unstarted + running + being started */
-    int first_failure;            /* 0 until a child fails */
+    weft__task *unstarted; /* spawned, not yet claimed (sib list) */
+    weft__task *running;   /* started children (sib list) */
+    unsigned nchildren;    /* unstarted + running + being started */
+    int first_failure;     /* 0 until a child fails */
     unsigned failures_reported;
     unsigned failures_dropped;
-    weft__task *closer;           /* parked in close, or NULL */
+    weft__task *closer; /* parked in close, or NULL */
     uint64_t close_token;
     bool is_root;
     uint32_t magic;

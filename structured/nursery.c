@@ -184,10 +184,7 @@ weft__nursery *weft__nursery_new_root(weft__rt *rt)
     return n;
 }
 
-static bool valid_nursery(weft__nursery *n)
-{
-    return n && n->magic == WEFT__NURSERY_MAGIC;
-}
+static bool valid_nursery(weft__nursery *n) { return n && n->magic == WEFT__NURSERY_MAGIC; }
 
 /* Would a task whose chain starts at s count as cancelled? */
 static bool scope_chain_cancelled(weft__scope *s)
@@ -227,8 +224,7 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
                 return -EINVAL;
             }
         if (attr->stack_size && (attr->stack_size < 16 * 1024 || attr->stack_size > (1u << 30))) {
-            weft__misuse("weft_spawn_ex: stack_size %zu outside 16 KiB .. 1 GiB",
-                         attr->stack_size);
+            weft__misuse("weft_spawn_ex: stack_size %zu outside 16 KiB .. 1 GiB", attr->stack_size);
             return -EINVAL;
         }
         stack_size = attr->stack_size;
@@ -489,8 +485,8 @@ static void on_task_exit(weft__task *t)
     if (r && t->nursery && t->nursery->is_root) {
         weft__rt *rt = rt_of();
         int zero = 0;
-        atomic_compare_exchange_strong_explicit(&rt->nursery_result, &zero, r,
-                                                memory_order_relaxed, memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&rt->nursery_result, &zero, r, memory_order_relaxed,
+                                                memory_order_relaxed);
     }
 }
 

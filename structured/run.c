@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define DEFAULT_STACK (64 * 1024)
-#define DEADLOCK_TICK_MS 250 /* two quiet ticks in a row: reported within 1 s */
+#define DEADLOCK_TICK_MS 250             /* two quiet ticks in a row: reported within 1 s */
 #define SYSMON_TICK_NS (2 * 1000 * 1000) /* stuck-worker look while any worker is busy */
 #define MAX_WORKERS 1024
 
@@ -342,7 +342,7 @@ static void *monitor_main(void *arg)
         if (r == 0) {
             if (weft__now() < next_tick)
                 continue; /* a watch or a sysmon look: handled at the loop top */
-            busy = true; /* look at the workers again at the next turn */
+            busy = true;  /* look at the workers again at the next turn */
             next_tick = weft__now() + DEADLOCK_TICK_MS * 1000000LL;
             int verdict = weft__deadlock_check(m->rt, &dl);
             if (verdict == 1) {

@@ -170,8 +170,8 @@ int weft__scope_unwind(weft__task *t, weft__scope *keep, const char *why, const 
     weft__spin_unlock(&t->lock);
     weft__task_cancel_cache_reset(t);
     if (dropped)
-        weft__misuse("%s: %u cancel scope(s) entered in frames that have returned; dropped",
-                     why, dropped);
+        weft__misuse("%s: %u cancel scope(s) entered in frames that have returned; dropped", why,
+                     dropped);
     int first = 0;
     while (t->own_n > 0) {
         weft__scope *s = own_slots(t)[t->own_n - 1];
@@ -307,7 +307,8 @@ bool weft_scope_exit(weft_scope *s)
     }
     unsigned f = atomic_load_explicit(&p->flags, memory_order_acquire);
     int64_t dl = atomic_load_explicit(&p->deadline, memory_order_relaxed);
-    bool cancelled = (f & (S_CANCELLED | S_DEADLINE_HIT)) || (dl != WEFT_FOREVER && dl <= weft__now());
+    bool cancelled = (f & (S_CANCELLED | S_DEADLINE_HIT)) ||
+                     (dl != WEFT_FOREVER && dl <= weft__now());
     weft__scope_pop(t, p);
     return cancelled;
 }

@@ -44,7 +44,10 @@ static inline void copy(void *dst, const void *src, size_t n)
         memcpy(dst, src, n);
 }
 
-static inline unsigned char *slot(weft_chan *c, size_t i) { return c->buf + (i % c->cap) * c->elem_size; }
+static inline unsigned char *slot(weft_chan *c, size_t i)
+{
+    return c->buf + (i % c->cap) * c->elem_size;
+}
 
 int weft_chan_open(weft_chan **out, size_t elem_size, size_t capacity)
 {
@@ -110,8 +113,7 @@ static void hand(finish_list *f, weft__waiter *w, int result)
 }
 
 /* Under c->lock: 1 and *res if the send happened (or failed for good). */
-static int send_locked(weft_chan *c, const void *src, weft__parker *self, int *res,
-                       finish_list *f)
+static int send_locked(weft_chan *c, const void *src, weft__parker *self, int *res, finish_list *f)
 {
     if (c->closed) {
         *res = -EPIPE;
@@ -219,7 +221,7 @@ void weft_chan_close(weft_chan *c)
 
 static int cmp_chan(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t)*(weft_chan *const *)a, y = (uintptr_t)*(weft_chan *const *)b;
+    uintptr_t x = (uintptr_t) * (weft_chan *const *)a, y = (uintptr_t) * (weft_chan *const *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -331,8 +333,7 @@ static int select_impl(weft_case *cases, size_t n, int64_t deadline, bool block)
         ws[i].p = &p;
         ws[i].elem = cases[i].elem;
         ws[i].index = (int)i;
-        weft__waitq_push(cases[i].op == WEFT_SEND ? &cases[i].chan->sendq
-                                                  : &cases[i].chan->recvq,
+        weft__waitq_push(cases[i].op == WEFT_SEND ? &cases[i].chan->sendq : &cases[i].chan->recvq,
                          &ws[i]);
     }
     unlock_all(&l);

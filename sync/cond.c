@@ -48,10 +48,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, int64_t deadline)
     return r;
 }
 
-int weft_cond_wait(weft_cond *c, weft_mutex *m)
-{
-    return weft_cond_wait_until(c, m, WEFT_FOREVER);
-}
+int weft_cond_wait(weft_cond *c, weft_mutex *m) { return weft_cond_wait_until(c, m, WEFT_FOREVER); }
 
 void weft_cond_signal(weft_cond *c)
 {

@@ -25,7 +25,7 @@
 #include "../sched/internal.h"
 
 typedef struct weft__parker {
-    weft__task *task;   /* NULL: a plain thread */
+    weft__task *task; /* NULL: a plain thread */
     uint64_t token;
     atomic_uint tstate; /* threads: 0 waiting, 1 claimed, 2 gave up */
     atomic_uint futex;  /* threads: 1 once finished */

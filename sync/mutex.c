@@ -25,8 +25,8 @@
 
 enum { LOCKED = 1u, WAITERS = 2u, STARVING = 4u, WOKEN = 8u };
 #define STARVE_NS 1000000
-#define SPINS 64        /* always, before looking at the owner */
-#define SPIN_MAX 128    /* while the owner runs (about 3 us of PAUSE here) */
+#define SPINS 64     /* always, before looking at the owner */
+#define SPIN_MAX 128 /* while the owner runs (about 3 us of PAUSE here) */
 #define HANDOFF 1
 
 typedef struct {
@@ -119,8 +119,8 @@ static bool try_grab(mutex *x)
 {
     unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
     while (!(s & (LOCKED | STARVING)))
-        if (atomic_compare_exchange_weak_explicit(&x->state, &s, s | LOCKED,
-                                                  memory_order_acquire, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&x->state, &s, s | LOCKED, memory_order_acquire,
+                                                  memory_order_relaxed))
             return true;
     return false;
 }
@@ -131,8 +131,9 @@ int weft_mutex_lock(weft_mutex *m)
     weft__task *t = weft__current();
     uint64_t id = me(t);
     unsigned zero = 0;
-    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
-            &x->state, &zero, LOCKED, memory_order_acquire, memory_order_relaxed))) {
+    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(&x->state, &zero, LOCKED,
+                                                             memory_order_acquire,
+                                                             memory_order_relaxed))) {
         took(x, t, id);
         return 0;
     }
@@ -189,9 +190,8 @@ int weft_mutex_lock(weft_mutex *m)
              * the park/wake hand-off itself. Leave hand-off mode once it is
              * not needed (Go's rule): this waiter did not wait long, or it
              * was the last one. */
-            if (weft__now() - started < STARVE_NS || !(atomic_load_explicit(
-                                                          &x->state, memory_order_relaxed) &
-                                                      WAITERS))
+            if (weft__now() - started < STARVE_NS ||
+                !(atomic_load_explicit(&x->state, memory_order_relaxed) & WAITERS))
                 atomic_fetch_and_explicit(&x->state, ~STARVING, memory_order_relaxed);
             took(x, t, id);
             return 0;
@@ -216,8 +216,8 @@ void weft_mutex_unlock(weft_mutex *m)
     /* release: the critical section happens-before the next lock. No
      * waiters, or one already woken and on its way: just drop LOCKED. */
     while (!(s & STARVING) && (!(s & WAITERS) || (s & WOKEN)))
-        if (atomic_compare_exchange_weak_explicit(&x->state, &s, s & ~LOCKED,
-                                                  memory_order_release, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&x->state, &s, s & ~LOCKED, memory_order_release,
+                                                  memory_order_relaxed))
             return;
     weft__spin_lock(&x->lock);
     s = atomic_load_explicit(&x->state, memory_order_relaxed);

@@ -43,8 +43,6 @@ void weft__parker_finish(weft__parker *p)
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-
-
 static int thread_park_loop(weft__parker *p, int64_t deadline);
 
 static int thread_park(weft__parker *p, int64_t deadline)

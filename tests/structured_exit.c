@@ -13,13 +13,13 @@
 #include <time.h>
 
 /* TEST_CASE=name (environment) runs only the cases whose name contains it. */
-#define CASE(fn)                                                                          \
-    do {                                                                                  \
-        const char *only_ = getenv("TEST_CASE");                                          \
-        if (only_ && !strstr(#fn, only_))                                                 \
-            break;                                                                        \
-        fprintf(stderr, "-- %s\n", #fn);                                                  \
-        fn();                                                                             \
+#define CASE(fn)                                                                                   \
+    do {                                                                                           \
+        const char *only_ = getenv("TEST_CASE");                                                   \
+        if (only_ && !strstr(#fn, only_))                                                          \
+            break;                                                                                 \
+        fprintf(stderr, "-- %s\n", #fn);                                                           \
+        fn();                                                                                      \
     } while (0)
 
 #define LONG_NS ((int64_t)10 * 1000000000)  /* "forever" for a sleeper: 10 s */
@@ -388,10 +388,7 @@ static void *second_run(void *arg)
     return NULL;
 }
 
-static int join_fn(void *arg)
-{
-    return -pthread_join(*(pthread_t *)arg, NULL);
-}
+static int join_fn(void *arg) { return -pthread_join(*(pthread_t *)arg, NULL); }
 
 static int main_busy(void *arg)
 {

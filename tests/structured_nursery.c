@@ -13,16 +13,16 @@
 
 /* workers 0: WEFT_WORKERS or one per CPU, so the environment picks.
  * TEST_CASE=name (environment) runs only the cases whose name contains it. */
-#define RUN(fn)                                                                           \
-    do {                                                                                  \
-        const char *only_ = getenv("TEST_CASE");                                          \
-        if (only_ && !strstr(#fn, only_))                                                 \
-            break;                                                                        \
-        fprintf(stderr, "-- %s\n", #fn);                                                  \
-        CHECK_OK(test_run(0, fn, NULL));                                                  \
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        const char *only_ = getenv("TEST_CASE");                                                   \
+        if (only_ && !strstr(#fn, only_))                                                          \
+            break;                                                                                 \
+        fprintf(stderr, "-- %s\n", #fn);                                                           \
+        CHECK_OK(test_run(0, fn, NULL));                                                           \
     } while (0)
 
-#define LONG_NS ((int64_t)10 * 1000000000) /* "forever" for a sleeper: 10 s */
+#define LONG_NS ((int64_t)10 * 1000000000)  /* "forever" for a sleeper: 10 s */
 #define PROMPT_NS ((int64_t)5 * 1000000000) /* liveness bound */
 
 /* ---- basics ---------------------------------------------------------------- */
@@ -238,7 +238,7 @@ static int case_cancel_is_success(void *arg)
     CHECK(weft_cancelled());
     CHECK_EQ(weft_yield(), -ECANCELED);
     CHECK_EQ(weft_spawn(n, inc_body, NULL), -ECANCELED);
-    weft_nursery_cancel(n); /* idempotent */
+    weft_nursery_cancel(n);          /* idempotent */
     CHECK_OK(weft_nursery_close(n)); /* the children's -ECANCELED echoes are not failures */
     CHECK(weft_now() - t0 < PROMPT_NS);
     CHECK_EQ(atomic_load(&g_sib_result), -ECANCELED);
@@ -408,10 +408,7 @@ static void *plain_thread(void *arg)
     return NULL;
 }
 
-static int join_fn(void *arg)
-{
-    return -pthread_join(*(pthread_t *)arg, NULL);
-}
+static int join_fn(void *arg) { return -pthread_join(*(pthread_t *)arg, NULL); }
 
 static int blocking_body(void *arg)
 {

@@ -15,13 +15,13 @@
 
 /* workers 0: WEFT_WORKERS or one per CPU, so the environment picks.
  * TEST_CASE=name (environment) runs only the cases whose name contains it. */
-#define RUN(fn)                                                                           \
-    do {                                                                                  \
-        const char *only_ = getenv("TEST_CASE");                                          \
-        if (only_ && !strstr(#fn, only_))                                                 \
-            break;                                                                        \
-        fprintf(stderr, "-- %s\n", #fn);                                                  \
-        CHECK_OK(test_run(0, fn, NULL));                                                  \
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        const char *only_ = getenv("TEST_CASE");                                                   \
+        if (only_ && !strstr(#fn, only_))                                                          \
+            break;                                                                                 \
+        fprintf(stderr, "-- %s\n", #fn);                                                           \
+        CHECK_OK(test_run(0, fn, NULL));                                                           \
     } while (0)
 
 #define LONG_NS ((int64_t)10 * 1000000000)  /* "forever" for a sleeper: 10 s */
@@ -126,10 +126,7 @@ static void *plain_canceller(void *arg)
     return NULL;
 }
 
-static int join_fn(void *arg)
-{
-    return -pthread_join(*(pthread_t *)arg, NULL);
-}
+static int join_fn(void *arg) { return -pthread_join(*(pthread_t *)arg, NULL); }
 
 static int case_cancel_from_thread(void *arg)
 {
@@ -622,7 +619,8 @@ static int case_misuse_out_of_order(void *arg)
     return 0;
 }
 
-/* ---- weft_cancelled inside weft_blocking -------------------------------------------------------- */
+/* ---- weft_cancelled inside weft_blocking --------------------------------------------------------
+ */
 
 static atomic_int g_blocking_started;
 
@@ -633,7 +631,7 @@ static int blocking_poll_cancel(void *arg)
     bool at_start = weft_cancelled();
     atomic_store(&g_blocking_started, 1);
     if (at_start)
-        return -EBADE; /* must not be cancelled yet */
+        return -EBADE;                /* must not be cancelled yet */
     for (int i = 0; i < 10000; i++) { /* up to ~10 s */
         if (weft_cancelled())
             return 0;

@@ -12,13 +12,13 @@
 
 /* workers 0: WEFT_WORKERS or one per CPU, so the environment picks.
  * TEST_CASE=name (environment) runs only the cases whose name contains it. */
-#define RUN(fn)                                                                           \
-    do {                                                                                  \
-        const char *only_ = getenv("TEST_CASE");                                          \
-        if (only_ && !strstr(#fn, only_))                                                 \
-            break;                                                                        \
-        fprintf(stderr, "-- %s\n", #fn);                                                  \
-        CHECK_OK(test_run(0, fn, NULL));                                                  \
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        const char *only_ = getenv("TEST_CASE");                                                   \
+        if (only_ && !strstr(#fn, only_))                                                          \
+            break;                                                                                 \
+        fprintf(stderr, "-- %s\n", #fn);                                                           \
+        CHECK_OK(test_run(0, fn, NULL));                                                           \
     } while (0)
 
 #define LONG_NS ((int64_t)10 * 1000000000)  /* "forever" for a sleeper: 10 s */
@@ -31,7 +31,7 @@ typedef struct {
     weft_event go;   /* set by the starter after start returned */
     atomic_int done; /* the child finished its after-start work */
     atomic_int after_result;
-    int fail_with;   /* returned after the start */
+    int fail_with; /* returned after the start */
 } svc;
 
 static int service(void *arg)

@@ -42,10 +42,7 @@ static uint64_t next_rand(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static bool take_budget(void)
-{
-    return atomic_fetch_sub(&g_budget, 1) > 0;
-}
+static bool take_budget(void) { return atomic_fetch_sub(&g_budget, 1) > 0; }
 
 /* A random pause: a sleep of 0-200 us, a yield, a checkpoint, or nothing. */
 static int pause_point(uint64_t *rng)

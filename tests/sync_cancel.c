@@ -896,7 +896,7 @@ static int race_root(void *arg)
         }
         if (i & 1)
             CHECK_OK(weft_yield()); /* sometimes the waiter is surely parked */
-        if (i & 2) { /* vary who is first in line */
+        if (i & 2) {                /* vary who is first in line */
             CHECK_OK(weft_spawn(n, race_canceller, r));
             CHECK_OK(weft_spawn(n, race_waker, r));
         } else {
@@ -945,8 +945,8 @@ static void test_races(void)
             CHECK_OK(test_run(worker_counts[w], race_root, r));
             CHECK_EQ(r->n_success + r->n_cancelled, r->n_rounds);
             if (getenv("SYNC_CANCEL_VERBOSE"))
-                printf("  %u workers: %ld woken, %ld cancelled\n", worker_counts[w],
-                       r->n_success, r->n_cancelled);
+                printf("  %u workers: %ld woken, %ld cancelled\n", worker_counts[w], r->n_success,
+                       r->n_cancelled);
             succ += r->n_success;
             canc += r->n_cancelled;
             both += r->n_success_while_cancelled;

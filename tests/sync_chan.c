@@ -174,7 +174,7 @@ typedef struct {
     atomic_uchar *ok;   /* the send of this value returned 0 */
     atomic_uchar *seen; /* times received */
     atomic_long n_ok, n_fail, n_recv, n_cons_done;
-    long close_after;   /* close once this many were received */
+    long close_after; /* close once this many were received */
 } closerace;
 
 static int cr_producer(void *arg)
@@ -950,12 +950,12 @@ static void test_no_runtime_threads(size_t cap)
 
 static double now_s(void) { return (double)weft_now() / 1e9; }
 
-#define PHASE(name, ...)                                                   \
-    do {                                                                   \
-        double t0_ = now_s();                                              \
-        __VA_ARGS__;                                                       \
-        printf("sync_chan: %-22s %.2f s\n", name, now_s() - t0_);          \
-        fflush(stdout);                                                    \
+#define PHASE(name, ...)                                                                           \
+    do {                                                                                           \
+        double t0_ = now_s();                                                                      \
+        __VA_ARGS__;                                                                               \
+        printf("sync_chan: %-22s %.2f s\n", name, now_s() - t0_);                                  \
+        fflush(stdout);                                                                            \
     } while (0)
 
 int main(void)

@@ -412,7 +412,8 @@ static void test_bounded_buffer(unsigned workers)
     CHECK(b->seen != NULL);
     CHECK_OK(test_run(workers, bb_root, b));
     CHECK_EQ(atomic_load(&b->got), b->total);
-    CHECK_EQ(atomic_load(&b->sum), (unsigned long long)(b->total - 1) * (unsigned long long)b->total / 2);
+    CHECK_EQ(atomic_load(&b->sum),
+             (unsigned long long)(b->total - 1) * (unsigned long long)b->total / 2);
     for (long i = 0; i < b->total; i++)
         CHECK_EQ(atomic_load(&b->seen[i]), 1);
     CHECK_EQ(b->len, 0);
@@ -847,12 +848,12 @@ static int pingpong_root(void *arg)
 
 static double now_s(void) { return (double)weft_now() / 1e9; }
 
-#define PHASE(name, ...)                                                   \
-    do {                                                                   \
-        double t0_ = now_s();                                              \
-        __VA_ARGS__;                                                       \
-        printf("sync_mutex: %-18s %.2f s\n", name, now_s() - t0_);         \
-        fflush(stdout);                                                    \
+#define PHASE(name, ...)                                                                           \
+    do {                                                                                           \
+        double t0_ = now_s();                                                                      \
+        __VA_ARGS__;                                                                               \
+        printf("sync_mutex: %-18s %.2f s\n", name, now_s() - t0_);                                 \
+        fflush(stdout);                                                                            \
     } while (0)
 
 int main(void)
@@ -875,7 +876,8 @@ int main(void)
     PHASE("trylock, non-owner", CHECK_OK(test_run(2, trylock_root, NULL)));
     PHASE("starvation", {
         for (size_t w = 0; w < 3; w++) {
-            CHECK_OK(test_run(worker_counts[w], starve_root, (void *)(intptr_t)HAMMER_TASK_CHECKPOINT));
+            CHECK_OK(
+                test_run(worker_counts[w], starve_root, (void *)(intptr_t)HAMMER_TASK_CHECKPOINT));
             CHECK_OK(test_run(worker_counts[w], starve_root, (void *)(intptr_t)HAMMER_THREAD));
         }
     });

@@ -63,7 +63,8 @@ static int mixes_root(void *arg)
     CHECK_EQ(weft_chan_len(full), 2);
 
     /* A closed (and drained) channel is ready: its case reports -EPIPE. */
-    weft_case cc[3] = {mk(empty, WEFT_RECV, &a), mk(closed, WEFT_RECV, &a), mk(NULL, WEFT_RECV, &a)};
+    weft_case cc[3] = {mk(empty, WEFT_RECV, &a), mk(closed, WEFT_RECV, &a),
+                       mk(NULL, WEFT_RECV, &a)};
     a = -1;
     CHECK_EQ(weft_select(cc, 3, WEFT_FOREVER), 1);
     CHECK_EQ(cc[1].result, -EPIPE);
@@ -203,7 +204,8 @@ static int deadline_root(void *arg)
     dl = t0 + test_ms(15);
     CHECK_EQ(weft_select(NULL, 0, dl), -ETIMEDOUT);
     CHECK(weft_now() >= dl);
-    weft_case nul[3] = {mk(NULL, WEFT_RECV, &v), mk(NULL, WEFT_SEND, &v), mk(NULL, WEFT_RECV, NULL)};
+    weft_case nul[3] = {mk(NULL, WEFT_RECV, &v), mk(NULL, WEFT_SEND, &v),
+                        mk(NULL, WEFT_RECV, NULL)};
     dl = weft_now() + test_ms(15);
     CHECK_EQ(weft_select(nul, 3, dl), -ETIMEDOUT);
     CHECK(weft_now() >= dl);
@@ -272,7 +274,8 @@ static double uniform_once(long rounds, weft_case_op op, bool extra)
     }
     long count[K] = {0};
     for (long r = 0; r < rounds; r++) {
-        int idx = (r & 1) ? weft_select(cs, (size_t)n, WEFT_FOREVER) : weft_select_try(cs, (size_t)n);
+        int idx = (r & 1) ? weft_select(cs, (size_t)n, WEFT_FOREVER)
+                          : weft_select_try(cs, (size_t)n);
         CHECK(idx >= 0 && idx < n);
         int which = map[idx];
         CHECK(which >= 0); /* never a case that was not ready */
@@ -280,8 +283,8 @@ static double uniform_once(long rounds, weft_case_op op, bool extra)
         count[which]++;
         /* Exactly one case was performed: only that channel changed. */
         for (int i = 0; i < K; i++)
-            CHECK_EQ(weft_chan_len(ch[i]), op == WEFT_RECV ? (i == which ? 0 : 1)
-                                                          : (i == which ? 1 : 0));
+            CHECK_EQ(weft_chan_len(ch[i]),
+                     op == WEFT_RECV ? (i == which ? 0 : 1) : (i == which ? 1 : 0));
         if (op == WEFT_RECV) {
             CHECK_EQ(sink, which);
             put(ch[which], which);
@@ -313,8 +316,7 @@ static void check_uniform(const char *what, weft_case_op op, bool extra)
     if (c1 < CHI2_CRIT)
         return;
     double c2 = uniform_once(rounds, op, extra);
-    fprintf(stderr, "sync_select: %s: chi2 %.2f then %.2f (limit %.2f)\n", what, c1, c2,
-            CHI2_CRIT);
+    fprintf(stderr, "sync_select: %s: chi2 %.2f then %.2f (limit %.2f)\n", what, c1, c2, CHI2_CRIT);
     CHECK(c2 < CHI2_CRIT);
 }
 
@@ -719,12 +721,12 @@ static int thread_root(void *arg)
 
 static double now_s(void) { return (double)weft_now() / 1e9; }
 
-#define PHASE(name, ...)                                                   \
-    do {                                                                   \
-        double t0_ = now_s();                                              \
-        __VA_ARGS__;                                                       \
-        printf("sync_select: %-18s %.2f s\n", name, now_s() - t0_);        \
-        fflush(stdout);                                                    \
+#define PHASE(name, ...)                                                                           \
+    do {                                                                                           \
+        double t0_ = now_s();                                                                      \
+        __VA_ARGS__;                                                                               \
+        printf("sync_select: %-18s %.2f s\n", name, now_s() - t0_);                                \
+        fflush(stdout);                                                                            \
     } while (0)
 
 int main(void)

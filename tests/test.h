@@ -22,23 +22,23 @@
 
 /* A failure prints the scheduling seed: WEFT_SEED=<it> replays the
  * scheduler's random choices (exactly, with one worker). */
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (WEFT_SEED=%llu)\n", __FILE__,       \
-                    __LINE__, #cond, (unsigned long long)weft_seed());                    \
-            abort();                                                                      \
-        }                                                                                 \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (WEFT_SEED=%llu)\n", __FILE__, __LINE__,      \
+                    #cond, (unsigned long long)weft_seed());                                       \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ(a, b)                                                                    \
-    do {                                                                                  \
-        long long va_ = (long long)(a), vb_ = (long long)(b);                             \
-        if (va_ != vb_) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld vs %lld) (WEFT_SEED=%llu)\n", \
-                    __FILE__, __LINE__, #a, #b, va_, vb_, (unsigned long long)weft_seed()); \
-            abort();                                                                      \
-        }                                                                                 \
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                                      \
+        if (va_ != vb_) {                                                                          \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld vs %lld) (WEFT_SEED=%llu)\n",  \
+                    __FILE__, __LINE__, #a, #b, va_, vb_, (unsigned long long)weft_seed());        \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define CHECK_OK(expr) CHECK_EQ((expr), 0)

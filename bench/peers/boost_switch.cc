@@ -20,43 +20,46 @@
 
 namespace ctx = boost::context::detail;
 
-namespace {
+namespace
+{
 
 constexpr std::size_t kStackSize = 64 * 1024;
 
 // Partner context: bounce straight back to whoever jumped here, forever. It
 // is never resumed after the benchmark loop ends; it owns no resources, so
 // simply freeing its stack is fine.
-void partner(ctx::transfer_t t) {
-  for (;;) t = ctx::jump_fcontext(t.fctx, t.data);
+void partner(ctx::transfer_t t)
+{
+    for (;;)
+        t = ctx::jump_fcontext(t.fctx, t.data);
 }
 
-void BM_boost_switch(benchmark::State& state) {
-  void* stack = std::aligned_alloc(64, kStackSize);
-  if (stack == nullptr) {
-    state.SkipWithError("stack allocation failed");
-    return;
-  }
-  ctx::fcontext_t other = ctx::make_fcontext(
-      static_cast<char*>(stack) + kStackSize, kStackSize, partner);
-  other = ctx::jump_fcontext(other, nullptr).fctx;  // start partner
+void BM_boost_switch(benchmark::State &state)
+{
+    void *stack = std::aligned_alloc(64, kStackSize);
+    if (stack == nullptr) {
+        state.SkipWithError("stack allocation failed");
+        return;
+    }
+    ctx::fcontext_t other = ctx::make_fcontext(static_cast<char *>(stack) + kStackSize, kStackSize,
+                                               partner);
+    other = ctx::jump_fcontext(other, nullptr).fctx; // start partner
 
-  auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    other = ctx::jump_fcontext(other, nullptr).fctx;  // there and back
-  }
-  auto t1 = std::chrono::steady_clock::now();
+    auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        other = ctx::jump_fcontext(other, nullptr).fctx; // there and back
+    }
+    auto t1 = std::chrono::steady_clock::now();
 
-  const double switches = 2.0 * static_cast<double>(state.iterations());
-  state.SetItemsProcessed(static_cast<int64_t>(switches));
-  state.counters["switches"] =
-      benchmark::Counter(switches, benchmark::Counter::kAvgIterations);
-  state.counters["ns_per_switch"] =
-      std::chrono::duration<double, std::nano>(t1 - t0).count() / switches;
-  std::free(stack);
+    const double switches = 2.0 * static_cast<double>(state.iterations());
+    state.SetItemsProcessed(static_cast<int64_t>(switches));
+    state.counters["switches"] = benchmark::Counter(switches, benchmark::Counter::kAvgIterations);
+    state.counters["ns_per_switch"] = std::chrono::duration<double, std::nano>(t1 - t0).count() /
+                                      switches;
+    std::free(stack);
 }
 
-}  // namespace
+} // namespace
 
 BENCHMARK(BM_boost_switch);
 

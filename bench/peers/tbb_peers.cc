@@ -20,68 +20,75 @@
 
 #include <cstdint>
 
-namespace {
+namespace
+{
 
 constexpr int kFibN = 32;
 constexpr long kFibResult = 2178309;
 constexpr int kTreeDepth = 6;
 constexpr int64_t kTreeLeaves = 1000000;
 
-long fib(int n) {
-  if (n < 2) return n;
-  long a = 0, b = 0;
-  tbb::task_group tg;
-  tg.run([&] { a = fib(n - 1); });
-  tg.run([&] { b = fib(n - 2); });
-  tg.wait();
-  return a + b;
+long fib(int n)
+{
+    if (n < 2)
+        return n;
+    long a = 0, b = 0;
+    tbb::task_group tg;
+    tg.run([&] { a = fib(n - 1); });
+    tg.run([&] { b = fib(n - 2); });
+    tg.wait();
+    return a + b;
 }
 
-void tree_node(int depth, int64_t* out) {
-  if (depth == 0) {
-    *out = 1;
-    return;
-  }
-  int64_t vals[10] = {};
-  tbb::task_group tg;
-  for (int i = 0; i < 10; ++i) {
-    int64_t* slot = &vals[i];
-    tg.run([depth, slot] { tree_node(depth - 1, slot); });
-  }
-  tg.wait();
-  int64_t s = 0;
-  for (int64_t v : vals) s += v;
-  *out = s;
-}
-
-void BM_tbb_fib(benchmark::State& state) {
-  tbb::global_control gc(tbb::global_control::max_allowed_parallelism,
-                         static_cast<std::size_t>(state.range(0)));
-  for (auto _ : state) {
-    long r = fib(kFibN);
-    benchmark::DoNotOptimize(r);
-    if (r != kFibResult) {
-      state.SkipWithError("fib: wrong result");
-      break;
+void tree_node(int depth, int64_t *out)
+{
+    if (depth == 0) {
+        *out = 1;
+        return;
     }
-  }
-}
-
-void BM_tbb_tree(benchmark::State& state) {
-  tbb::global_control gc(tbb::global_control::max_allowed_parallelism,
-                         static_cast<std::size_t>(state.range(0)));
-  for (auto _ : state) {
-    int64_t sum = 0;
-    tree_node(kTreeDepth, &sum);
-    benchmark::DoNotOptimize(sum);
-    if (sum != kTreeLeaves) {
-      state.SkipWithError("tree: wrong sum");
-      break;
+    int64_t vals[10] = {};
+    tbb::task_group tg;
+    for (int i = 0; i < 10; ++i) {
+        int64_t *slot = &vals[i];
+        tg.run([depth, slot] { tree_node(depth - 1, slot); });
     }
-  }
+    tg.wait();
+    int64_t s = 0;
+    for (int64_t v : vals)
+        s += v;
+    *out = s;
 }
 
-}  // namespace
+void BM_tbb_fib(benchmark::State &state)
+{
+    tbb::global_control gc(tbb::global_control::max_allowed_parallelism,
+                           static_cast<std::size_t>(state.range(0)));
+    for (auto _ : state) {
+        long r = fib(kFibN);
+        benchmark::DoNotOptimize(r);
+        if (r != kFibResult) {
+            state.SkipWithError("fib: wrong result");
+            break;
+        }
+    }
+}
+
+void BM_tbb_tree(benchmark::State &state)
+{
+    tbb::global_control gc(tbb::global_control::max_allowed_parallelism,
+                           static_cast<std::size_t>(state.range(0)));
+    for (auto _ : state) {
+        int64_t sum = 0;
+        tree_node(kTreeDepth, &sum);
+        benchmark::DoNotOptimize(sum);
+        if (sum != kTreeLeaves) {
+            state.SkipWithError("tree: wrong sum");
+            break;
+        }
+    }
+}
+
+} // namespace
 
 BENCHMARK(BM_tbb_fib)
     ->ArgName("threads")
