@@ -25,7 +25,7 @@ weft_config_args() {
         echo "-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" \
             "-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=$san" \
             "-DWEFT_BUILD_TESTS=ON -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_EXAMPLES=ON" \
-            "-DWEFT_TEST_SCALE=0.1"
+            "-DWEFT_TEST_SCALE=0.3"
         ;;
     *)
         echo "weft_config_args: unknown build '$1'" >&2
