@@ -9,7 +9,7 @@
  * The walk. cancel(s): set S_CANCELLED, bump the generation, then visit
  * the tree below s: s's owner task, the nurseries on its chain from s
  * inward (stopping at the first shielded scope inside s), their children,
- * recursively, and tasks being started under those scopes. Each parked task
+ * and so on down the tree, and tasks being started under those scopes. Each parked task
  * visited is poked (wait.c): it re-evaluates the rule and, if it now counts
  * as cancelled, its wait fires with W_CANCEL. Tasks that are running will see
  * the new generation at their next cancellation point; tasks that park later
@@ -26,59 +26,153 @@ static void bump(void)
         atomic_fetch_add_explicit(&rt->cancel_gen, 1, memory_order_seq_cst);
 }
 
-static void visit_task(weft__task *t, weft__scope *from, bool *watch);
+/*
+ * The walk keeps its path in an explicit stack of frames rather than the C
+ * stack: a chain of nested tasks can be far deeper than a task's stack
+ * allows recursion. A frame holds the lock of its task or nursery for as
+ * long as it is on the stack, so the lists it iterates cannot change under
+ * it, and locks are always taken in tree order (see internal.h).
+ */
+typedef struct {
+    weft__task *t;     /* a task frame, or NULL for a nursery frame */
+    weft__nursery *n;  /* the nursery of a nursery frame */
+    weft__scope *from; /* task: the scope through which the cancel reaches it */
+    weft__scope *cur;  /* task: next scope of its chain to look at */
+    weft__scope *shield;
+    weft__task *child; /* next running child (nursery) or starting child (task) */
+    int phase;
+} walk_frame;
 
-/* Pokes every task under nursery n. Holds n->lock. */
-static void visit_nursery(weft__nursery *n, bool *watch)
+typedef struct {
+    walk_frame *v;
+    size_t n, cap;
+    walk_frame inline_v[32];
+    bool watch;
+} walk_stack;
+
+static walk_frame *frame_push(walk_stack *ws)
 {
-    weft__spin_lock(&n->lock);
-    for (weft__task *c = n->running; c; c = c->sib_next)
-        visit_task(c, &n->scope, watch);
-    weft__spin_unlock(&n->lock);
+    if (ws->n == ws->cap) {
+        size_t nc = ws->cap * 2;
+        walk_frame *nv = malloc(nc * sizeof *nv);
+        if (!nv)
+            weft__panic("cancel walk: out of memory at depth %zu", ws->n);
+        memcpy(nv, ws->v, ws->n * sizeof *nv);
+        if (ws->v != ws->inline_v)
+            free(ws->v);
+        ws->v = nv;
+        ws->cap = nc;
+    }
+    walk_frame *f = &ws->v[ws->n++];
+    memset(f, 0, sizeof *f);
+    return f;
 }
 
-/* t's chain reaches `from` (a scope the cancel affects). Visits t if no
- * shield stands between, the nurseries t opened inside `from` up to the
- * first shield, and the tasks t is starting. Holds t->lock. */
-static void visit_task(weft__task *t, weft__scope *from, bool *watch)
+static void push_nursery(walk_stack *ws, weft__nursery *n)
+{
+    weft__spin_lock(&n->lock);
+    walk_frame *f = frame_push(ws);
+    f->n = n;
+    f->child = n->running;
+}
+
+/* t's chain reaches `from` (a scope the cancel affects). The frame visits
+ * the nurseries t opened inside `from` up to the outermost shield inside it,
+ * then, if no shield stands between, pokes t and visits the tasks t is
+ * starting (they run under t's scopes). */
+static void push_task(walk_stack *ws, weft__task *t, weft__scope *from)
 {
     weft__spin_lock(&t->lock);
-    /* Pass 1: find the outermost shield strictly inside `from`; the cancel
-     * stops there. If `from` is not on t's chain any more, t moved on. */
     weft__scope *shield = NULL, *s = t->scope_top;
     for (; s && s != from; s = s->parent)
         if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_SHIELDED)
             shield = s;
-    if (!s) {
+    if (!s) { /* `from` is not on t's chain any more: t moved on */
         weft__spin_unlock(&t->lock);
         return;
     }
-    /* Pass 2: nurseries between that shield (exclusive) and `from`, plus
-     * `from` itself when t opened it. */
-    if (from->owner == t && (atomic_load_explicit(&from->flags, memory_order_relaxed) & S_NURSERY))
-        visit_nursery(from->nursery, watch);
-    for (s = shield ? shield->parent : t->scope_top; s != from; s = s->parent)
-        if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_NURSERY)
-            visit_nursery(s->nursery, watch);
-    if (!shield) {
-        if (weft__wait_poke(t))
-            *watch = true;
-        for (weft__task *c = t->starting_head; c; c = c->sib_next)
-            visit_task(c, t->scope_top, watch);
+    walk_frame *f = frame_push(ws);
+    f->t = t;
+    f->from = from;
+    f->shield = shield;
+    f->cur = shield ? shield->parent : t->scope_top;
+}
+
+static bool is_nursery(weft__scope *s)
+{
+    return (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_NURSERY) != 0;
+}
+
+/* One step of the frame on top: push a child frame, or finish and pop. */
+static void walk_step(walk_stack *ws)
+{
+    walk_frame *f = &ws->v[ws->n - 1];
+    if (!f->t) { /* nursery: each running child */
+        weft__task *c = f->child;
+        if (c) {
+            f->child = c->sib_next;
+            push_task(ws, c, &f->n->scope);
+            return;
+        }
+        weft__spin_unlock(&f->n->lock);
+        ws->n--;
+        return;
     }
-    weft__spin_unlock(&t->lock);
+    weft__task *t = f->t;
+    switch (f->phase) {
+    case 0: /* the nursery `from` itself, when t opened it */
+        f->phase = 1;
+        if (f->from->owner == t && is_nursery(f->from)) {
+            push_nursery(ws, f->from->nursery);
+            return;
+        }
+        /* fall through */
+    case 1: /* nurseries between the shield and `from` */
+        while (f->cur != f->from) {
+            weft__scope *s = f->cur;
+            f->cur = s->parent;
+            if (is_nursery(s)) {
+                push_nursery(ws, s->nursery);
+                return;
+            }
+        }
+        f->phase = 2;
+        if (!f->shield) {
+            if (weft__wait_poke(t))
+                ws->watch = true;
+            f->child = t->starting_head;
+        }
+        /* fall through */
+    default: /* the tasks t is starting */
+        if (f->child) {
+            weft__task *c = f->child;
+            f->child = c->sib_next;
+            push_task(ws, c, t->scope_top);
+            return;
+        }
+        weft__spin_unlock(&t->lock);
+        ws->n--;
+    }
 }
 
 /* Pokes every task s reaches; true if one of them has a deadline that no
  * timer carries (see weft__wait_poke). */
 bool weft__scope_walk(weft__scope *s)
 {
-    bool watch = false;
+    walk_stack ws;
+    ws.v = ws.inline_v;
+    ws.n = 0;
+    ws.cap = sizeof ws.inline_v / sizeof ws.inline_v[0];
+    ws.watch = false;
     if (s->owner)
-        visit_task(s->owner, s, &watch);
-    else if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_NURSERY)
-        visit_nursery(s->nursery, &watch); /* the root nursery has no opener */
-    return watch;
+        push_task(&ws, s->owner, s);
+    else if (is_nursery(s))
+        push_nursery(&ws, s->nursery); /* the root nursery has no opener */
+    while (ws.n)
+        walk_step(&ws);
+    if (ws.v != ws.inline_v)
+        free(ws.v);
+    return ws.watch;
 }
 
 static void walk(weft__scope *s) { (void)weft__scope_walk(s); }
