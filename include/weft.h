@@ -417,6 +417,12 @@ typedef struct weft_stats {
  * Cheap; any thread. */
 WEFT_API void weft_stats_get(weft_stats *out);
 
+/* Writes the task tree to fd: workers, nurseries, tasks with their names,
+ * states, what each waits on and where it was spawned. A snapshot taken
+ * under the tree's locks. May park: no (it writes to fd synchronously).
+ * Context: any thread. SIGQUIT prints it to stderr without stopping. */
+WEFT_API void weft_dump(int fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -128,6 +128,7 @@ int weft_blocking(weft_fn fn, void *arg)
     weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_acquire);
     pool *p = rt->blocking;
     job j = {.fn = fn, .arg = arg, .task = t, .state = J_QUEUED};
+    weft__wait_note("weft_blocking", (const void *)fn);
     j.token = weft__wait_begin(t, WAIT_CANCELLABLE);
     pthread_mutex_lock(&p->mu);
     if (p->idle == 0 && p->nthreads < p->cap) {

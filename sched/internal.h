@@ -213,6 +213,10 @@ struct weft__task {
     weft__worker *pin_home;
     int result;
     uint32_t wait_flags;
+    /* What the task waits on, for weft_dump: set by the waiting code, read
+     * by a dumping thread (atomics: a racy but well-defined snapshot). */
+    _Atomic(const char *) wait_what;
+    _Atomic(const void *) wait_obj;
     int64_t wait_deadline;                         /* the wait's own deadline */
     weft__scope *wait_dl_scope;                    /* scope whose deadline armed the timer */
     void (*cancel_hook)(weft__task *t, void *arg); /* run by a canceller */
@@ -524,6 +528,16 @@ WEFT__HIDDEN void weft__idle_unpark(weft__worker *w);
 /* ---- wait.c: park/wake and per-task cancel state ------------------------ */
 
 WEFT__HIDDEN uint64_t weft__wait_begin(weft__task *t, unsigned flags);
+/* Notes what the current task is about to wait on (shown by weft_dump). */
+static inline void weft__wait_note(const char *what, const void *obj)
+{
+    weft__worker *w = weft__tls_worker;
+    weft__task *t = w ? w->current : NULL;
+    if (t) {
+        atomic_store_explicit(&t->wait_what, what, memory_order_relaxed);
+        atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
+    }
+}
 /* Parks t (must be current) until a waker fires token, the deadline passes
  * (W_TIMER), or, with WAIT_CANCELLABLE, a cancel reaches it (W_CANCEL).
  * Returns the reason. */

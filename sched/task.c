@@ -216,6 +216,11 @@ void weft__task_run_inline(weft__task *c)
     c->tsan_fiber = host->tsan_fiber;
     if (weft__hook_task_started_running)
         weft__hook_task_started_running(c);
+    /* For weft_dump: the host waits, its stack lent to the child. */
+    atomic_store_explicit(&host->wait_what, "weft_nursery_close, running a child inline",
+                          memory_order_relaxed);
+    atomic_store_explicit(&host->wait_obj, c->nursery, memory_order_relaxed);
+    atomic_store_explicit(&host->state, T_PARKED, memory_order_relaxed);
     w->current = c;
     c->worker = w;
     atomic_store_explicit(&c->state, T_RUNNING, memory_order_relaxed);
@@ -227,6 +232,7 @@ void weft__task_run_inline(weft__task *c)
     w = weft__self();
     w->current = host;
     host->worker = w;
+    atomic_store_explicit(&host->state, T_RUNNING, memory_order_relaxed);
     weft__task_release(c, L_DONE);
 }
 

@@ -233,6 +233,7 @@ int weft_sleep_until(int64_t deadline)
         return -ECANCELED;
     if (deadline <= weft__now())
         return weft_yield();
+    weft__wait_note("sleep", NULL);
     uint64_t tok = weft__wait_begin(t, WAIT_CANCELLABLE);
     int r = weft__wait_park(t, tok, deadline, WAIT_CANCELLABLE);
     return r == W_CANCEL ? -ECANCELED : 0;

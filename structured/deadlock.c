@@ -102,9 +102,11 @@ int weft__deadlock_check(weft__rt *rt, weft__deadlock_state *st)
                 "weft: deadlock: all tasks are asleep (%llu live); cancelling the root "
                 "scope so they unwind\n",
                 (unsigned long long)weft__tasks_live(rt));
+        weft__dump_rt(rt, 2);
         return 1;
     }
     fprintf(stderr, "weft: deadlock: all tasks are still asleep after the cancel (waits that "
                     "are not cancellation points, or shielded scopes); aborting\n");
+    weft__dump_rt(rt, 2);
     return 2;
 }

@@ -44,7 +44,21 @@ WEFT__HIDDEN weft__nursery *weft__nursery_new_root(weft__rt *rt);
 WEFT__HIDDEN int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,
                              const char *file, int line, weft__task **out);
 WEFT__HIDDEN void weft__structured_install(void);
+/* A walk of the task tree below a scope (scope.c), in tree order, holding
+ * the locks along the path. task() runs with t->lock held for every task
+ * the walk reaches (with `all` false, shields stop it: a cancel's reach);
+ * nursery() with n->lock held. */
+typedef struct weft__walker {
+    bool all;
+    void (*task)(struct weft__walker *w, weft__task *t, int depth);
+    void (*nursery)(struct weft__walker *w, weft__nursery *n, int depth);
+    bool watch; /* the cancel walk's result (see weft__scope_walk) */
+    void *ctx;
+} weft__walker;
+WEFT__HIDDEN void weft__tree_walk(weft__scope *s, weft__walker *w);
 WEFT__HIDDEN bool weft__scope_walk(weft__scope *s);
+/* Prints the task tree of rt to fd (dump.c). */
+WEFT__HIDDEN void weft__dump_rt(weft__rt *rt, int fd);
 /* Closes (nurseries) or exits (scopes) everything the task entered above
  * `keep` (NULL: everything), innermost first, reporting each as misuse
  * with `why`; scopes in frames that returned are dropped unread. Returns

@@ -317,6 +317,7 @@ int weft_nursery_start(weft_nursery *pub, weft_fn fn, void *arg)
     t->scope_top = t->scope_base = self->scope_top;
     t->starter = self;
     t->arg_start_rec = &rec;
+    weft__wait_note("weft_nursery_start", n);
     t->starter_token = weft__wait_begin(self, 0);
     weft__ready_spawn(t);
     weft__wait_park(self, t->starter_token, WEFT_FOREVER, 0);
@@ -436,6 +437,7 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
             break;
         }
         n->closer = t;
+        weft__wait_note("weft_nursery_close", n);
         n->close_token = weft__wait_begin(t, 0);
         weft__spin_unlock(&n->lock);
         weft__wait_park(t, n->close_token, WEFT_FOREVER, 0);

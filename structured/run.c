@@ -25,8 +25,9 @@ static atomic_int mon_efd = -1;
 static atomic_int sig_count;
 static atomic_bool sig_seen;
 static atomic_bool cancel_requested;
-static struct sigaction old_int, old_term;
-static bool installed_int, installed_term;
+static atomic_bool quit_seen;
+static struct sigaction old_int, old_term, old_quit;
+static bool installed_int, installed_term, installed_quit;
 
 typedef struct {
     weft_fn fn;
@@ -152,6 +153,26 @@ static int configure(const weft_config *cfg, settings *st)
 
 /* ---- signals ------------------------------------------------------------- */
 
+static void poke_monitor(void)
+{
+    uint64_t one = 1;
+    int fd = atomic_load(&mon_efd);
+    if (fd >= 0) {
+        ssize_t r = write(fd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+/* SIGQUIT: the monitor prints the dump; the run goes on. */
+static void on_quit(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    atomic_store(&quit_seen, true);
+    poke_monitor();
+    errno = saved;
+}
+
 static void on_signal(int sig)
 {
     int saved = errno;
@@ -161,17 +182,12 @@ static void on_signal(int sig)
         raise(sig);
     } else {
         atomic_store(&sig_seen, true);
-        uint64_t one = 1;
-        int fd = atomic_load(&mon_efd);
-        if (fd >= 0) {
-            ssize_t r = write(fd, &one, sizeof one);
-            (void)r;
-        }
+        poke_monitor();
     }
     errno = saved;
 }
 
-static bool install_one(int sig, struct sigaction *old)
+static bool install_one(int sig, struct sigaction *old, void (*handler)(int))
 {
     struct sigaction cur;
     if (sigaction(sig, NULL, &cur) != 0)
@@ -183,7 +199,7 @@ static bool install_one(int sig, struct sigaction *old)
         return false;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
+    sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     if (sigaction(sig, &sa, old) != 0)
@@ -195,8 +211,9 @@ static void signals_install(void)
 {
     atomic_store(&sig_count, 0);
     atomic_store(&sig_seen, false);
-    installed_int = install_one(SIGINT, &old_int);
-    installed_term = install_one(SIGTERM, &old_term);
+    installed_int = install_one(SIGINT, &old_int, on_signal);
+    installed_term = install_one(SIGTERM, &old_term, on_signal);
+    installed_quit = install_one(SIGQUIT, &old_quit, on_quit);
 }
 
 static void signals_restore(void)
@@ -205,7 +222,9 @@ static void signals_restore(void)
         sigaction(SIGINT, &old_int, NULL);
     if (installed_term)
         sigaction(SIGTERM, &old_term, NULL);
-    installed_int = installed_term = false;
+    if (installed_quit)
+        sigaction(SIGQUIT, &old_quit, NULL);
+    installed_int = installed_term = installed_quit = false;
 }
 
 void weft_run_cancel(void)
@@ -358,6 +377,8 @@ static void *monitor_main(void *arg)
         (void)rr;
         if (atomic_load(&m->stop))
             break;
+        if (atomic_exchange(&quit_seen, false))
+            weft__dump_rt(m->rt, 2);
         bool sig = atomic_exchange(&sig_seen, false);
         bool req = atomic_exchange(&cancel_requested, false);
         if (sig)

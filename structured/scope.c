@@ -47,7 +47,7 @@ typedef struct {
     walk_frame *v;
     size_t n, cap;
     walk_frame inline_v[32];
-    bool watch;
+    weft__walker *w;
 } walk_stack;
 
 static walk_frame *frame_push(walk_stack *ws)
@@ -74,6 +74,8 @@ static void push_nursery(walk_stack *ws, weft__nursery *n)
     walk_frame *f = frame_push(ws);
     f->n = n;
     f->child = n->running;
+    if (ws->w->nursery)
+        ws->w->nursery(ws->w, n, (int)ws->n - 1);
 }
 
 /* t's chain reaches `from` (a scope the cancel affects). The frame visits
@@ -85,7 +87,7 @@ static void push_task(walk_stack *ws, weft__task *t, weft__scope *from)
     weft__spin_lock(&t->lock);
     weft__scope *shield = NULL, *s = t->scope_top;
     for (; s && s != from; s = s->parent)
-        if (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_SHIELDED)
+        if (!ws->w->all && (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_SHIELDED))
             shield = s;
     if (!s) { /* `from` is not on t's chain any more: t moved on */
         weft__spin_unlock(&t->lock);
@@ -96,6 +98,10 @@ static void push_task(walk_stack *ws, weft__task *t, weft__scope *from)
     f->from = from;
     f->shield = shield;
     f->cur = shield ? shield->parent : t->scope_top;
+    if (!shield) {
+        ws->w->task(ws->w, t, (int)ws->n - 1);
+        f->child = t->starting_head;
+    }
 }
 
 static bool is_nursery(weft__scope *s)
@@ -137,11 +143,6 @@ static void walk_step(walk_stack *ws)
             }
         }
         f->phase = 2;
-        if (!f->shield) {
-            if (weft__wait_poke(t))
-                ws->watch = true;
-            f->child = t->starting_head;
-        }
         /* fall through */
     default: /* the tasks t is starting */
         if (f->child) {
@@ -155,15 +156,13 @@ static void walk_step(walk_stack *ws)
     }
 }
 
-/* Pokes every task s reaches; true if one of them has a deadline that no
- * timer carries (see weft__wait_poke). */
-bool weft__scope_walk(weft__scope *s)
+void weft__tree_walk(weft__scope *s, weft__walker *w)
 {
     walk_stack ws;
     ws.v = ws.inline_v;
     ws.n = 0;
     ws.cap = sizeof ws.inline_v / sizeof ws.inline_v[0];
-    ws.watch = false;
+    ws.w = w;
     if (s->owner)
         push_task(&ws, s->owner, s);
     else if (is_nursery(s))
@@ -172,7 +171,22 @@ bool weft__scope_walk(weft__scope *s)
         walk_step(&ws);
     if (ws.v != ws.inline_v)
         free(ws.v);
-    return ws.watch;
+}
+
+static void poke(weft__walker *w, weft__task *t, int depth)
+{
+    (void)depth;
+    if (weft__wait_poke(t))
+        w->watch = true;
+}
+
+/* Pokes every task s reaches; true if one of them has a deadline that no
+ * timer carries (see weft__wait_poke). */
+bool weft__scope_walk(weft__scope *s)
+{
+    weft__walker w = {.all = false, .task = poke};
+    weft__tree_walk(s, &w);
+    return w.watch;
 }
 
 static void walk(weft__scope *s) { (void)weft__scope_walk(s); }

@@ -324,6 +324,7 @@ static int select_impl(weft_case *cases, size_t n, int64_t deadline, bool block)
         goto out;
     }
     /* Pass 2: a waiter on every case, one parker for all. */
+    weft__wait_note(l.nlocks ? "select" : "select with no cases", cases);
     weft__parker p;
     weft__parker_begin(&p, true);
     for (size_t i = 0; i < n; i++) {
@@ -402,6 +403,7 @@ static int single(weft_chan *c, weft_case_op op, void *elem, bool block)
         return -EAGAIN;
     }
     weft__wait_how how = {elem, WEFT_FOREVER, true, false};
+    weft__wait_note(op == WEFT_SEND ? "channel send" : "channel receive", c);
     int r = weft__waitq_wait_how(&c->lock, op == WEFT_SEND ? &c->sendq : &c->recvq, &how, &res);
     return r ? r : res; /* -ECANCELED: nothing was sent or received */
 }

@@ -32,6 +32,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, int64_t deadline)
     weft__parker p;
     weft__waiter w;
     memset(&w, 0, sizeof w);
+    weft__wait_note("cond", c);
     weft__parker_begin(&p, true);
     w.p = &p;
     weft__spin_lock(&v->lock);

@@ -54,6 +54,7 @@ int weft_event_wait_until(weft_event *e, int64_t deadline)
         weft__spin_unlock(&v->lock);
         return -ETIMEDOUT;
     }
+    weft__wait_note("event", e);
     return weft__waitq_wait(&v->lock, &v->q, deadline, true);
 }
 

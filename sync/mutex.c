@@ -181,6 +181,7 @@ int weft_mutex_lock(weft_mutex *m)
         /* Not a cancellation point; a waiter that already waited goes
          * first, as in Go. */
         weft__wait_how how = {NULL, WEFT_FOREVER, false, waited};
+        weft__wait_note("mutex", m);
         int got = 0;
         weft__waitq_wait_how(&x->lock, &x->q, &how, &got);
         if (got != HANDOFF) /* we are the woken one: back to compete */

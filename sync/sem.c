@@ -54,6 +54,7 @@ int weft_sem_acquire(weft_sem *s)
         return 0;
     }
     /* 0: a release handed us its permit. */
+    weft__wait_note("semaphore", s);
     return weft__waitq_wait(&v->lock, &v->q, WEFT_FOREVER, true);
 }
 

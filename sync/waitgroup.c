@@ -53,5 +53,6 @@ int weft_waitgroup_wait(weft_waitgroup *w)
         weft__spin_unlock(&v->lock);
         return 0;
     }
+    weft__wait_note("waitgroup", w);
     return weft__waitq_wait(&v->lock, &v->q, WEFT_FOREVER, true);
 }
