@@ -249,10 +249,17 @@ static int select_impl(weft_case *cases, size_t n, int64_t deadline, bool block)
     for (size_t i = 0; i < n; i++) {
         if (!cases[i].chan)
             continue;
-        if (cases[i].op != WEFT_SEND && cases[i].op != WEFT_RECV)
+        if (cases[i].op != WEFT_SEND && cases[i].op != WEFT_RECV) {
+            weft__misuse("weft_select: case %zu has op %d (WEFT_SEND or WEFT_RECV)", i,
+                         (int)cases[i].op);
             return -EINVAL;
+        }
         if (cases[i].chan->magic != CHAN_MAGIC) {
             weft__misuse("weft_select: case %zu names a channel that is not open", i);
+            return -EINVAL;
+        }
+        if (cases[i].op == WEFT_SEND && !cases[i].elem && cases[i].chan->elem_size) {
+            weft__misuse("weft_select: case %zu sends from a NULL element", i);
             return -EINVAL;
         }
     }
@@ -385,6 +392,10 @@ static int single(weft_chan *c, weft_case_op op, void *elem, bool block)
 {
     if (!valid(c))
         return -EINVAL;
+    if (op == WEFT_SEND && !elem && c->elem_size) {
+        weft__misuse("weft_chan_send from a NULL element (elem_size %zu)", c->elem_size);
+        return -EINVAL;
+    }
     weft__task *t = weft__current();
     if (block && t && weft__task_cancelled(t))
         return -ECANCELED;
