@@ -64,11 +64,10 @@ static inline uint32_t switches(weft__worker *w)
                                           memory_order_relaxed);
 }
 
-static inline void took(mutex *m, weft__task *t, uint64_t id)
+static inline void took(mutex *m, weft__worker *w, weft__task *t, uint64_t id)
 {
     atomic_store_explicit(&m->owner, id, memory_order_relaxed);
     if (t) {
-        weft__worker *w = weft__self();
         atomic_store_explicit(&m->owner_worker, w->id, memory_order_relaxed);
         atomic_store_explicit(&m->owner_sw, switches(w), memory_order_relaxed);
         t->locks_held++;
@@ -108,8 +107,9 @@ int weft_mutex_trylock(weft_mutex *m)
     /* acquire: pairs with unlock's release; unlock happens-before lock. */
     if (atomic_compare_exchange_strong_explicit(&x->state, &zero, LOCKED, memory_order_acquire,
                                                 memory_order_relaxed)) {
-        weft__task *t = weft__current();
-        took(x, t, me(t));
+        weft__worker *w = weft__self();
+        weft__task *t = w ? w->current : NULL;
+        took(x, w, t, me(t));
         return 0;
     }
     return -EBUSY;
@@ -128,13 +128,14 @@ static bool try_grab(mutex *x)
 int weft_mutex_lock(weft_mutex *m)
 {
     mutex *x = priv(m);
-    weft__task *t = weft__current();
+    weft__worker *w = weft__self();
+    weft__task *t = w ? w->current : NULL;
     uint64_t id = me(t);
     unsigned zero = 0;
     if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(&x->state, &zero, LOCKED,
                                                              memory_order_acquire,
                                                              memory_order_relaxed))) {
-        took(x, t, id);
+        took(x, w, t, id);
         return 0;
     }
     if (atomic_load_explicit(&x->owner, memory_order_relaxed) == id) {
@@ -145,7 +146,7 @@ int weft_mutex_lock(weft_mutex *m)
         if (atomic_load_explicit(&x->state, memory_order_relaxed) & STARVING)
             break; /* hand-off mode: spinning cannot win it */
         if (try_grab(x)) {
-            took(x, t, id);
+            took(x, w, t, id);
             return 0;
         }
         weft__cpu_relax();
@@ -153,6 +154,7 @@ int weft_mutex_lock(weft_mutex *m)
     int64_t started = 0;
     bool waited = false;
     for (;;) {
+        w = weft__self(); /* we may have parked and moved */
         weft__spin_lock(&x->lock);
         unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
         if (!(s & LOCKED)) {
@@ -161,7 +163,7 @@ int weft_mutex_lock(weft_mutex *m)
                                                         memory_order_acquire,
                                                         memory_order_relaxed)) {
                 weft__spin_unlock(&x->lock);
-                took(x, t, id);
+                took(x, w, t, id);
                 return 0;
             }
             weft__spin_unlock(&x->lock);
@@ -194,7 +196,7 @@ int weft_mutex_lock(weft_mutex *m)
             if (weft__now() - started < STARVE_NS ||
                 !(atomic_load_explicit(&x->state, memory_order_relaxed) & WAITERS))
                 atomic_fetch_and_explicit(&x->state, ~STARVING, memory_order_relaxed);
-            took(x, t, id);
+            took(x, weft__self(), t, id);
             return 0;
         }
         waited = true;
