@@ -418,6 +418,19 @@ extern WEFT__HIDDEN __thread weft__worker *weft__tls_worker
     __attribute__((tls_model("initial-exec")));
 
 static inline weft__worker *weft__self(void) { return weft__tls_worker; }
+
+WEFT__HIDDEN bool weft__task_cancelled_slow(weft__task *t);
+
+static inline bool weft__task_cancelled(weft__task *t)
+{
+    weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_relaxed);
+    /* seq_cst: a cancellation point's half of the Dekker pair with
+     * cancellers (wait.c). */
+    if (WEFT__LIKELY(t->cgen == atomic_load_explicit(&rt->cancel_gen, memory_order_seq_cst) &&
+                     !t->c_cancelled && t->c_deadline == WEFT_FOREVER))
+        return false;
+    return weft__task_cancelled_slow(t);
+}
 static inline weft__task *weft__current(void)
 {
     weft__worker *w = weft__tls_worker;
@@ -555,8 +568,10 @@ WEFT__HIDDEN bool weft__wake(weft__task *t, uint64_t token, int reason);
  * t has a finite deadline but no timer to carry it (the caller must watch
  * that deadline: structured/run.c). */
 WEFT__HIDDEN bool weft__wait_poke(weft__task *t);
-/* Evaluation of the cancellation rule for the current task. */
-WEFT__HIDDEN bool weft__task_cancelled(weft__task *t);
+/* Evaluation of the cancellation rule for the current task (t must be
+ * current). The common case is inline: the cached verdict is current (one
+ * shared load), not cancelled, and no deadline. */
+WEFT__HIDDEN bool weft__task_cancelled_slow(weft__task *t);
 /* The same rule evaluated without touching t's cache: for other threads
  * (cancel walks, weft_blocking bodies) while t is parked. */
 WEFT__HIDDEN bool weft__task_cancelled_fresh(weft__task *t, int64_t *deadline);

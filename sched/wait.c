@@ -63,7 +63,7 @@ static void refresh(weft__task *t)
     t->cgen = g;
 }
 
-bool weft__task_cancelled(weft__task *t)
+bool weft__task_cancelled_slow(weft__task *t)
 {
     refresh(t);
     if (t->c_cancelled)
