@@ -257,12 +257,15 @@ void weft_task_set_name(const char *name)
     weft__task *t = weft__current();
     if (!t)
         return;
+    /* Under t->lock: weft_dump reads the name while holding it. */
+    weft__spin_lock(&t->lock);
     if (!name) {
         t->name[0] = 0;
-        return;
+    } else {
+        strncpy(t->name, name, WEFT__NAME_MAX - 1);
+        t->name[WEFT__NAME_MAX - 1] = 0;
     }
-    strncpy(t->name, name, WEFT__NAME_MAX - 1);
-    t->name[WEFT__NAME_MAX - 1] = 0;
+    weft__spin_unlock(&t->lock);
 }
 
 const char *weft_task_name(void)

@@ -3,8 +3,8 @@
  *
  * One walk of the whole tree (every shield ignored) from the root nursery,
  * in tree order, printing each nursery and task while holding its lock (see
- * the lock order in internal.h); a task's state and wait are atomics read as
- * a snapshot. Writes go straight to the fd with dprintf (no stdio buffer).
+ * the lock order in internal.h); it reads only what the lock protects, what
+ * never changes after spawn, and atomics (a snapshot). Writes go straight to the fd with dprintf (no stdio buffer).
  */
 #include "internal.h"
 
@@ -39,9 +39,9 @@ static void dump_task(weft__walker *w, weft__task *t, int depth)
     int fd = *(int *)w->ctx;
     indent(fd, depth);
     unsigned st = atomic_load_explicit(&t->state, memory_order_relaxed);
+    /* Only what cannot race: the id and spawn site (fixed at spawn), the
+     * name (written under t->lock, which the walk holds), atomics. */
     dprintf(fd, "task %llu \"%s\" %s", (unsigned long long)t->id, t->name, state_name(st));
-    if (st == T_RUNNING && t->worker)
-        dprintf(fd, " on worker %d", t->worker->id);
     if (st == T_PARKED) {
         const char *what = atomic_load_explicit(&t->wait_what, memory_order_relaxed);
         const void *obj = atomic_load_explicit(&t->wait_obj, memory_order_relaxed);
@@ -49,8 +49,8 @@ static void dump_task(weft__walker *w, weft__task *t, int depth)
         if (obj)
             dprintf(fd, " %p", obj);
     }
-    if (t->pin_count)
-        dprintf(fd, " (pinned)");
+    if (t->pin_home)
+        dprintf(fd, " (spawned pinned to worker %d)", t->pin_home->id);
     if (t->spawn_file)
         dprintf(fd, " [spawned at %s:%d]", t->spawn_file, t->spawn_line);
     dprintf(fd, "\n");
