@@ -41,8 +41,6 @@ void BM_spawn_join(benchmark::State &state)
     unsigned workers = (unsigned)state.range(0);
     std::vector<long> slots(kTasks);
     SpawnArgs a{kTasks, &slots};
-    weft_stats before;
-    weft_stats_get(&before);
     bench_in_task(state, workers, [&](benchmark::State &) {
         std::fill(slots.begin(), slots.end(), 0);
         bench_check(spawn_join(&a) == 0, "spawn_join");
@@ -54,7 +52,7 @@ void BM_spawn_join(benchmark::State &state)
     state.counters["ns_per_op"] = benchmark::Counter((double)kTasks * 1e-9,
                                                      benchmark::Counter::kIsIterationInvariantRate |
                                                          benchmark::Counter::kInvert);
-    bench_report_stats(state, before);
+    bench_report_stats(state);
 }
 BENCHMARK(BM_spawn_join)->Arg(2)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

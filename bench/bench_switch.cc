@@ -67,14 +67,12 @@ int yield_pair(void *arg)
 
 void BM_yield_pair(benchmark::State &state)
 {
-    weft_stats before;
-    weft_stats_get(&before);
     bench_in_task(state, 1,
                   [&](benchmark::State &) { bench_check(yield_pair(nullptr) == 0, "yield pair"); });
     state.counters["ns_per_op"] = benchmark::Counter(2.0 * kYields * 1e-9,
                                                      benchmark::Counter::kIsIterationInvariantRate |
                                                          benchmark::Counter::kInvert);
-    bench_report_stats(state, before);
+    bench_report_stats(state);
 }
 BENCHMARK(BM_yield_pair)->Unit(benchmark::kMillisecond)->UseRealTime();
 
