@@ -12,7 +12,7 @@
 
 #include <signal.h>
 
-__thread weft__task *weft__tls_blocking_for;
+WEFT__TLS weft__task *weft__tls_blocking_for;
 
 enum { J_QUEUED, J_RUNNING, J_DONE };
 

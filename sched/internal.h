@@ -56,6 +56,9 @@
 
 #define WEFT__CACHELINE 64
 #define WEFT__HIDDEN __attribute__((visibility("hidden")))
+/* Every thread-local of the library: initial-exec, so an access is one
+ * %fs-relative load even in the shared library (no __tls_get_addr call). */
+#define WEFT__TLS __thread __attribute__((tls_model("initial-exec")))
 #define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -414,8 +417,7 @@ struct weft__rt {
 };
 
 extern WEFT__HIDDEN _Atomic(weft__rt *) weft__g_rt;
-extern WEFT__HIDDEN __thread weft__worker *weft__tls_worker
-    __attribute__((tls_model("initial-exec")));
+extern WEFT__HIDDEN WEFT__TLS weft__worker *weft__tls_worker;
 
 static inline weft__worker *weft__self(void) { return weft__tls_worker; }
 
@@ -624,7 +626,7 @@ WEFT__HIDDEN void weft__blocking_fini(weft__rt *rt);
 WEFT__HIDDEN bool weft__blocking_busy(weft__rt *rt, unsigned *threads);
 /* Plain threads parked in a weft wait right now (sync/waitq.c). */
 extern WEFT__HIDDEN atomic_int weft__threads_parked;
-extern WEFT__HIDDEN __thread weft__task *weft__tls_blocking_for;
+extern WEFT__HIDDEN WEFT__TLS weft__task *weft__tls_blocking_for;
 
 /* ---- structured (called from sched) ------------------------------------ */
 

@@ -30,7 +30,7 @@
 #include <sched.h>
 #include <signal.h>
 
-__thread weft__worker *weft__tls_worker __attribute__((tls_model("initial-exec")));
+WEFT__TLS weft__worker *weft__tls_worker;
 _Atomic(weft__rt *) weft__g_rt;
 
 #define RUNNEXT_STREAK_MAX 16

@@ -46,7 +46,7 @@ _Static_assert(_Alignof(mutex) <= _Alignof(weft_mutex), "weft_mutex misaligned")
 
 static mutex *priv(weft_mutex *m) { return (mutex *)(void *)m; }
 
-static __thread uint64_t thread_owner_id;
+static WEFT__TLS uint64_t thread_owner_id;
 
 /* The caller's owner id: its task id, or its thread id with the top bit. */
 static inline uint64_t me(weft__task *t)

@@ -200,7 +200,7 @@ int weft__waitq_wait(weft__spin *lock, weft__waitq *q, int64_t deadline, bool ca
     return weft__waitq_wait_how(lock, q, &how, NULL);
 }
 
-static __thread uint64_t thread_rng;
+static WEFT__TLS uint64_t thread_rng;
 
 uint64_t weft__sync_rand(void)
 {
