@@ -4,7 +4,7 @@
  * ASan must be told before and after every stack switch, or it reports
  * stack-buffer errors on perfectly good frames and leaks its fake stacks;
  * TSan must be told which fiber runs, or it mixes the shadow state of
- * unrelated tasks (DESIGN.md trap 5). The hooks are weak references: in a
+ * unrelated tasks. The hooks are weak references: in a
  * plain Release build they resolve to NULL and cost one predictable branch,
  * and the installed library still works inside a user's own ASan/TSan build,
  * where the sanitizer runtime defines them.

@@ -6,14 +6,16 @@
  *           a stack. An unstarted task has no stack; a child its parent runs
  *           inline (see structured/nursery.c) borrows the parent's stack.
  *   worker  an OS thread running the scheduler loop (sched/worker.c). Each
- *           has a bounded run queue, a runnext slot, an inbox for tasks that
- *           must run on it, a timer heap and an idle futex.
+ *           has a bounded run queue (resumed tasks), a Chase-Lev spawn deque
+ *           (new tasks), a runnext slot, an inbox for tasks that must run on
+ *           it, a timer heap and an idle futex.
  *   rt      the running runtime (one per process at a time).
  *
  * Task states (t->state, written by the task's current owner)
- *   NEW      spawned, not yet started; sits in a run queue (as a "spawn
- *            entry") and in its nursery's unstarted list. Owned by whoever
- *            wins the claim (t->life CLAIMED bit).
+ *   NEW      spawned, not yet started; sits in a spawn deque or, on
+ *            overflow, a run queue (as a "spawn entry") and in its nursery's
+ *            unstarted list. Owned by whoever wins the claim (t->life
+ *            CLAIMED bit).
  *   RUNNING  on a worker; its stack belongs to that worker's thread.
  *   READY    switched out, runnable, in exactly one queue.
  *   PARKED   switched out, waiting; no queue holds it; exactly one waker
@@ -35,7 +37,7 @@
  *      stack), the worker does fetch_or(t->handoff, H_SWITCHED).
  *   Whichever of 4 and 5 comes second sees the other's bit and makes the task
  *   READY. So a wake that lands before the task has left its stack cannot
- *   run the task on two workers at once (DESIGN.md trap 1).
+ *   run the task on two workers at once (the classic park/wake race).
  */
 #ifndef WEFT_SCHED_INTERNAL_H
 #define WEFT_SCHED_INTERNAL_H
@@ -472,8 +474,8 @@ WEFT__HIDDEN void weft__workers_stop(weft__rt *rt);
 WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);
 /* The monitor's look at the workers (every few ms while any is busy): a
  * worker stuck in one task with work queued behind it gets an idle worker
- * woken to steal that work (DESIGN.md trap 7). last[] holds each worker's
- * switch count from the previous look. Returns whether any worker is busy. */
+ * woken to steal that work (a task blocked in a syscall stalls only itself). last[] holds each
+ * worker's switch count from the previous look. Returns whether any worker is busy. */
 WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last);
 
 /* ---- runq.c / inject / inbox ------------------------------------------- */

@@ -49,7 +49,7 @@ extern void *weft__fiber_current(void);
 #endif
 
 /* A sequentially consistent fence. TSan does not model fences, so its build
- * uses an RMW on one shared word, which orders the same way (DESIGN.md). */
+ * uses an RMW on one shared word, which orders the same way. */
 #ifdef WEFT__TSAN
 static atomic_uint fence_word;
 #endif
