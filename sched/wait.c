@@ -122,6 +122,16 @@ void weft__wake_finish(weft__task *t, int reason)
 {
     if (reason == W_CANCEL && t->cancel_hook)
         t->cancel_hook(t, t->cancel_hook_arg);
+    /* A waker on the very worker t last ran on, t not running: t switched
+     * out there, and that worker ran t's after_switch (step 5) before any
+     * code that could wake it, so the hand-off is already settled and the
+     * second read-modify-write can be skipped. t->worker is stable: t was
+     * WAITING, and our claim read its wait_begin store (happens-before). */
+    weft__worker *self = weft__self();
+    if (self && t->worker == self && self->current != t) {
+        weft__ready(t, false, reason == W_WOKEN);
+        return;
+    }
     /* Step 4: pairs with the fetch_or in after_switch (worker.c). acq_rel:
      * what the waker wrote (results, copied data) happens-before the task
      * runs again, whoever of the two makes it runnable. */
