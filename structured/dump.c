@@ -4,7 +4,8 @@
  * One walk of the whole tree (every shield ignored) from the root nursery,
  * in tree order, printing each nursery and task while holding its lock (see
  * the lock order in internal.h); it reads only what the lock protects, what
- * never changes after spawn, and atomics (a snapshot). Writes go straight to the fd with dprintf (no stdio buffer).
+ * never changes after spawn, and atomics (a snapshot). Writes go straight to the fd with dprintf
+ * (no stdio buffer).
  */
 #include "internal.h"
 

@@ -13,20 +13,6 @@
 #include <sched.h>
 #include <time.h>
 
-/* workers 0: WEFT_WORKERS or one per CPU, so the environment picks.
- * TEST_CASE=name (environment) runs only the cases whose name contains it. */
-#define RUN(fn)                                                                                    \
-    do {                                                                                           \
-        const char *only_ = getenv("TEST_CASE");                                                   \
-        if (only_ && !strstr(#fn, only_))                                                          \
-            break;                                                                                 \
-        fprintf(stderr, "-- %s\n", #fn);                                                           \
-        CHECK_OK(test_run(0, fn, NULL));                                                           \
-    } while (0)
-
-#define LONG_NS ((int64_t)10 * 1000000000)  /* "forever" for a sleeper: 10 s */
-#define PROMPT_NS ((int64_t)5 * 1000000000) /* liveness bound */
-
 static void plain_sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};

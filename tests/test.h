@@ -81,6 +81,36 @@ static inline void test_watchdog(unsigned seconds)
 
 static inline int64_t test_ms(int64_t ms) { return ms * 1000000; }
 
+/* "Forever" for a sleeper that must be cancelled, and the liveness bound
+ * within which a cancel must have reached it. */
+#define LONG_NS ((int64_t)10 * 1000000000)
+#define PROMPT_NS ((int64_t)5 * 1000000000)
+
+/* TEST_CASE=name (environment) runs only the cases whose name contains it. */
+static inline bool test_case_selected(const char *name)
+{
+    const char *only = getenv("TEST_CASE");
+    if (only && !strstr(name, only))
+        return false;
+    fprintf(stderr, "-- %s\n", name);
+    return true;
+}
+
+/* A case that is a task body, run in its own runtime; workers 0 lets
+ * WEFT_WORKERS (or one per CPU) pick. */
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        if (test_case_selected(#fn))                                                               \
+            CHECK_OK(test_run(0, fn, NULL));                                                       \
+    } while (0)
+
+/* A case that is a plain function. */
+#define CASE(fn)                                                                                   \
+    do {                                                                                           \
+        if (test_case_selected(#fn))                                                               \
+            fn();                                                                                  \
+    } while (0)
+
 /* Runs fn under a fresh runtime with `workers` workers; returns its result. */
 static inline int test_run(unsigned workers, weft_fn fn, void *arg)
 {
