@@ -2,11 +2,14 @@
  * worker.c - the worker loop, task switching, readying and idle workers.
  *
  * A worker runs tasks from, in order: its runnext slot (a task it just woke:
- * message-passing pairs stay on one worker), its pinned FIFO, its run queue,
- * and every 61st tick the global inject queue first (fairness). Out of local
- * work it fires expired timers, takes from the inject queue, and - if no
- * other worker is spinning - becomes the one spinner and steals half of a
- * random victim's queue. Still nothing: it parks behind the idle interface.
+ * message-passing pairs stay on one worker; a bound keeps a ping-ponging
+ * pair from starving the rest), its pinned FIFO, its run queue (resumed
+ * tasks), its spawn deque (new tasks, oldest first), and every 61st tick the
+ * global inject queue first (fairness). Out of local work it fires expired
+ * timers, takes from the inject queue, and - if no other worker is spinning -
+ * becomes the one spinner and steals half of a random victim's run queue or
+ * the oldest entry of its deque (and, after 3 us, its runnext). Still
+ * nothing: it parks behind the idle interface.
  *
  * Switching. A task that yields, parks or finishes picks its successor from
  * the local sources itself and switches to it directly (one switch, not two);

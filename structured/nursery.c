@@ -2,10 +2,12 @@
  * nursery.c - nurseries: open, spawn, start, close; children's results.
  *
  * A nursery is a cancel scope (the first member) plus its children. Spawned
- * children start on `unstarted`; whoever claims one (a worker popping its
- * run-queue entry, or the parent in close running it inline) moves it to
- * `running`. close parks until nchildren drops to zero; while it waits, it
- * first claims unstarted children itself and runs them inline on its own
+ * children start on `unstarted` (and in the spawning worker's deque);
+ * whoever claims one (a worker taking its deque entry, or the parent in close
+ * running it inline) moves it to `running`. close parks until nchildren
+ * drops to zero; while it waits, it first takes its newest child back from
+ * its worker's deque (no entry left behind) or else claims any unstarted
+ * child (its entry becomes a tombstone), and runs it inline on its own
  * stack, when enough stack remains: fork-join without a stack per child.
  */
 #include "internal.h"
