@@ -424,6 +424,15 @@ extern WEFT__HIDDEN WEFT__TLS weft__worker *weft__tls_worker;
 static inline weft__worker *weft__self(void) { return weft__tls_worker; }
 
 WEFT__HIDDEN bool weft__task_cancelled_slow(weft__task *t);
+/* The cancellation rule itself, for a chain starting at `top`: walk outward,
+ * stop after the first shielded scope; true if a scope on the way was
+ * cancelled by a call. *deadline gets the earliest deadline on the way (and
+ * *which, if not NULL, its scope). Reads only atomics and links that cannot
+ * change while the caller holds the chain's tasks (running one of them, or
+ * holding its lock while it is parked). */
+WEFT__HIDDEN bool weft__chain_eval(weft__scope *top, int64_t *deadline, weft__scope **which);
+/* The whole verdict for such a chain now: a cancel, or a deadline passed. */
+WEFT__HIDDEN bool weft__chain_cancelled(weft__scope *top, int64_t *deadline);
 
 static inline bool weft__task_cancelled(weft__task *t)
 {

@@ -28,14 +28,12 @@
 
 static weft__rt *rt_of(void) { return atomic_load_explicit(&weft__g_rt, memory_order_acquire); }
 
-/* Walks t's chain. Reads only atomics and links that cannot change while the
- * caller holds t (running it, or holding t->lock while t is parked). */
-static bool chain_eval(weft__task *t, int64_t *deadline, weft__scope **which)
+bool weft__chain_eval(weft__scope *top, int64_t *deadline, weft__scope **which)
 {
     bool cancelled = false;
     int64_t dl = WEFT_FOREVER;
     weft__scope *w = NULL;
-    for (weft__scope *s = t->scope_top; s; s = s->parent) {
+    for (weft__scope *s = top; s; s = s->parent) {
         unsigned f = atomic_load_explicit(&s->flags, memory_order_seq_cst);
         if (f & S_CANCELLED)
             cancelled = true;
@@ -59,7 +57,7 @@ static void refresh(weft__task *t)
     uint64_t g = atomic_load_explicit(&rt->cancel_gen, memory_order_seq_cst);
     if (WEFT__LIKELY(t->cgen == g))
         return;
-    t->c_cancelled = chain_eval(t, &t->c_deadline, &t->c_dl_scope);
+    t->c_cancelled = weft__chain_eval(t->scope_top, &t->c_deadline, &t->c_dl_scope);
     t->cgen = g;
 }
 
@@ -86,13 +84,18 @@ int64_t weft__task_deadline(weft__task *t, weft__scope **which)
     return t->c_deadline;
 }
 
-bool weft__task_cancelled_fresh(weft__task *t, int64_t *deadline)
+bool weft__chain_cancelled(weft__scope *top, int64_t *deadline)
 {
     int64_t dl;
-    bool c = chain_eval(t, &dl, NULL);
+    bool c = weft__chain_eval(top, &dl, NULL);
     if (deadline)
         *deadline = dl;
     return c || (dl != WEFT_FOREVER && dl <= weft__now());
+}
+
+bool weft__task_cancelled_fresh(weft__task *t, int64_t *deadline)
+{
+    return weft__chain_cancelled(t->scope_top, deadline);
 }
 
 int weft__cancel_point(weft__task *t) { return weft__task_cancelled(t) ? -ECANCELED : 0; }

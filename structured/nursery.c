@@ -188,27 +188,6 @@ weft__nursery *weft__nursery_new_root(weft__rt *rt)
 
 static bool valid_nursery(weft__nursery *n) { return n && n->magic == WEFT__NURSERY_MAGIC; }
 
-/* Would a task whose chain starts at s count as cancelled? */
-static bool scope_chain_cancelled(weft__scope *s)
-{
-    int64_t now = 0;
-    for (; s; s = s->parent) {
-        unsigned f = atomic_load_explicit(&s->flags, memory_order_acquire);
-        if (f & S_CANCELLED)
-            return true;
-        int64_t d = atomic_load_explicit(&s->deadline, memory_order_relaxed);
-        if (d != WEFT_FOREVER) {
-            if (!now)
-                now = weft__now();
-            if (d <= now)
-                return true;
-        }
-        if (f & S_SHIELDED)
-            break;
-    }
-    return false;
-}
-
 int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,
                 const char *file, int line, weft__task **out)
 {
@@ -234,7 +213,7 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
     /* Spawning from the task that has n innermost (the usual case): the
      * child's chain is the spawner's, so is its verdict. */
     bool same_chain = self && self->scope_top == &n->scope;
-    if (!out && (same_chain ? weft__task_cancelled(self) : scope_chain_cancelled(&n->scope)))
+    if (!out && (same_chain ? weft__task_cancelled(self) : weft__chain_cancelled(&n->scope, NULL)))
         return -ECANCELED;
     weft__task *t = weft__task_alloc(w);
     if (!t)
