@@ -198,7 +198,7 @@ struct weft__task {
     atomic_uint state;
     atomic_uint life;
     atomic_uint handoff;
-    _Atomic uint64_t wstate; /* gen << 8 | reason (see the protocol above) */
+    _Atomic uint64_t wstate; /* gen << 8, cancellable bit, reason (wait.c) */
 
     /* Switched-out state; owned by whoever holds the task (see states). */
     weft__ctx ctx;
@@ -217,7 +217,6 @@ struct weft__task {
     size_t stack_req;
     weft__worker *pin_home;
     int result;
-    uint32_t wait_flags;
     /* What the task waits on, for weft_dump: set by the waiting code, read
      * by a dumping thread (atomics: a racy but well-defined snapshot). */
     _Atomic(const char *) wait_what;

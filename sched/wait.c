@@ -23,8 +23,14 @@
  */
 #include "internal.h"
 
-#define WS_REASON(ws) ((int)((ws)&0xffu))
-#define WS_TOKEN(ws) ((ws) & ~(uint64_t)0xffu)
+/* wstate = gen << 8 | cancellable bit (0x80) | reason. The cancellable bit
+ * is part of the token, so a canceller reads it in the same atomic load as
+ * the WAITING state it pokes (a separate field could already belong to the
+ * task's next wait). */
+#define WS_CANCELLABLE 0x80u
+#define WS_REASON(ws) ((int)((ws)&0x7fu))
+#define WS_TOKEN(ws) ((ws) & ~(uint64_t)0x7fu)
+#define WS_GEN(ws) ((ws) & ~(uint64_t)0xffu)
 
 static weft__rt *rt_of(void) { return atomic_load_explicit(&weft__g_rt, memory_order_acquire); }
 
@@ -102,8 +108,9 @@ int weft__cancel_point(weft__task *t) { return weft__task_cancelled(t) ? -ECANCE
 
 uint64_t weft__wait_begin(weft__task *t, unsigned flags)
 {
-    uint64_t tok = (WS_TOKEN(atomic_load_explicit(&t->wstate, memory_order_relaxed)) + 0x100u);
-    t->wait_flags = flags;
+    uint64_t tok = WS_GEN(atomic_load_explicit(&t->wstate, memory_order_relaxed)) + 0x100u;
+    if (flags & WAIT_CANCELLABLE)
+        tok |= WS_CANCELLABLE;
     t->cancel_hook = NULL;
     t->wait_dl_scope = NULL;
     /* Nobody can touch handoff now: the previous wait's waker finished with
@@ -206,7 +213,7 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
 bool weft__wait_poke(weft__task *t)
 {
     uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_seq_cst);
-    if (WS_REASON(ws) != W_WAITING || !(t->wait_flags & WAIT_CANCELLABLE))
+    if (WS_REASON(ws) != W_WAITING || !(ws & WS_CANCELLABLE))
         return false;
     int64_t dl;
     if (weft__task_cancelled_fresh(t, &dl)) {
