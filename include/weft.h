@@ -410,7 +410,8 @@ WEFT_API int weft_select_try(weft_case *cases, size_t n);
 typedef struct weft_stats {
     uint64_t tasks_spawned, tasks_live, context_switches, steals, steal_attempts, worker_parks,
         worker_wakes, io_submitted, io_completed, timers_fired, failures_dropped;
-    uint64_t reserved_[16];
+    uint64_t stacks_returned; /* idle pooled stacks whose pages went back to the OS */
+    uint64_t reserved_[15];
 } weft_stats;
 
 /* Counters summed over workers (of the running runtime, or of the last one).

@@ -120,11 +120,12 @@ WEFT__HIDDEN void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void))
 /* ---- stacks (stack.c) --------------------------------------------------- */
 
 typedef struct weft__stack {
-    char *lo;       /* lowest usable address; the word here must stay zero */
-    size_t size;    /* usable bytes above lo */
-    bool guarded;   /* a PROT_NONE page sits below lo */
-    bool chunked;   /* carved from a shared chunk (never unmapped alone) */
-    unsigned vg_id; /* Valgrind's stack id, 0 when not running under it */
+    char *lo;         /* lowest usable address */
+    size_t size;      /* usable bytes above lo */
+    bool guarded;     /* a guard page (marker or PROT_NONE) sits below lo */
+    bool chunked;     /* carved from a shared chunk (never unmapped alone) */
+    unsigned vg_id;   /* Valgrind's stack id, 0 when not running under it */
+    int64_t freed_at; /* when it went to the shared warm list (stack.c) */
     struct weft__stack *next;
 } weft__stack;
 
@@ -132,9 +133,13 @@ WEFT__HIDDEN weft__stack *weft__stack_get(weft__worker *w, size_t size);
 WEFT__HIDDEN void weft__stack_put(weft__worker *w, weft__stack *s);
 WEFT__HIDDEN int weft__stack_system_init(weft__rt *rt);
 WEFT__HIDDEN void weft__stack_system_fini(weft__rt *rt);
-/* Panics, naming the task, if the stack's limit word was overwritten or sp
- * lies below the limit. Called on the scheduler path at each switch-out. */
+/* Panics, naming the task, if its saved stack pointer sp lies below the
+ * stack's limit. Called on the scheduler path at each switch-out. Compares
+ * addresses only, never reads the stack (see stack.c). */
 WEFT__HIDDEN void weft__stack_check(weft__task *t, const void *sp);
+/* Gives the pages of shared-pool stacks unused for about a second back to
+ * the OS (the monitor calls it a few times a second). Returns how many. */
+WEFT__HIDDEN unsigned weft__stack_trim(weft__rt *rt, int64_t now);
 
 /* ---- scopes (the chain lives here; structured/ builds nurseries on it) -- */
 
@@ -316,7 +321,7 @@ typedef struct {
 
 typedef struct {
     uint64_t tasks_spawned, tasks_done, context_switches, steals, steal_attempts, worker_parks,
-        worker_wakes, timers_fired, failures_dropped;
+        worker_wakes, timers_fired, failures_dropped, stacks_returned;
 } weft__counters;
 
 struct weft__worker {
@@ -404,8 +409,14 @@ struct weft__rt {
 
     /* Stacks and task blocks shared pools (stack.c, task.c). */
     pthread_mutex_t pool_lock;
-    weft__stack *stack_global;
+    weft__stack *stack_global; /* warm: pages still committed, newest first */
     unsigned stack_global_n;
+    weft__stack *stack_cold; /* pages given back to the OS (weft__stack_trim) */
+    unsigned stack_cold_n;
+    _Atomic uint64_t stacks_returned;
+    /* Kernel features for stacks, probed at start (stack.c). */
+    int self_pidfd; /* for process_madvise on ourselves; -1 if unused */
+    bool stk_guard_install, stk_pm_guard, stk_pm_populate, stk_pm_dontneed;
     weft__task *tcb_global;
     void **slabs;
     size_t nslabs, slabs_cap;

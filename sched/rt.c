@@ -72,6 +72,7 @@ static void sum_counters(weft__rt *rt, weft__counters *c)
     for (unsigned i = 0; i < rt->nworkers; i++)
         for (size_t k = 0; k < sizeof *c / sizeof(uint64_t); k++)
             dst[k] += atomic_load_explicit(&rt->workers[i].ctr.v[k], memory_order_relaxed);
+    c->stacks_returned = atomic_load_explicit(&rt->stacks_returned, memory_order_relaxed);
 }
 
 void weft__rt_publish(weft__rt *rt)
@@ -133,6 +134,7 @@ void weft_stats_get(weft_stats *out)
     out->worker_wakes = c.worker_wakes;
     out->timers_fired = c.timers_fired;
     out->failures_dropped = c.failures_dropped;
+    out->stacks_returned = c.stacks_returned;
 }
 
 uint64_t weft_seed(void) { return atomic_load_explicit(&last_seed, memory_order_relaxed); }

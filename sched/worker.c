@@ -347,7 +347,6 @@ static void after_switch(weft__worker *w)
     }
     case PREV_DONE:
         if (p->stack) {
-            weft__stack_check(p, p->stack->lo + p->stack->size);
             weft__stack_put(w, p->stack);
             p->stack = NULL;
         }

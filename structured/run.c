@@ -18,6 +18,7 @@
 #define DEFAULT_STACK (64 * 1024)
 #define DEADLOCK_TICK_MS 250             /* two quiet ticks in a row: reported within 1 s */
 #define SYSMON_TICK_NS (2 * 1000 * 1000) /* stuck-worker look while any worker is busy */
+#define TRIM_TICK_NS (250 * 1000 * 1000) /* idle pooled stacks back to the OS (stack.c) */
 #define MAX_WORKERS 1024
 
 static atomic_bool running;
@@ -341,12 +342,18 @@ static void *monitor_main(void *arg)
     int64_t next_tick = weft__now() + DEADLOCK_TICK_MS * 1000000LL;
     uint64_t *last = calloc(m->rt->nworkers, sizeof *last);
     int64_t next_sysmon = weft__now() + SYSMON_TICK_NS;
+    int64_t next_trim = weft__now() + TRIM_TICK_NS;
     bool busy = true;
     for (;;) {
         int64_t now = weft__now();
         if (last && now >= next_sysmon) {
             busy = weft__sysmon(m->rt, last);
             next_sysmon = now + SYSMON_TICK_NS;
+        }
+        if (now >= next_trim) {
+            /* Off the hot path: the workers never wait for this. */
+            weft__stack_trim(m->rt, now);
+            next_trim = now + TRIM_TICK_NS;
         }
         int64_t next_watch = watch_run();
         int64_t wake = next_watch < next_tick ? next_watch : next_tick;
