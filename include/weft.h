@@ -193,6 +193,14 @@ WEFT_API int weft_spawn_ex(weft_nursery *n, weft_fn fn, void *arg, const weft_sp
 WEFT_API int weft_spawn_at(weft_nursery *n, weft_fn fn, void *arg, const char *file, int line);
 #define weft_spawn(n, fn, arg) weft_spawn_at((n), (fn), (arg), __FILE__, __LINE__)
 
+/* weft_spawn_ex with an explicit spawn site: for wrappers (weft.hpp, a
+ * server's connection helper) that pass their caller's file and line, so a
+ * dump shows where the wrapper was called, with the task's name from attr.
+ * file must stay valid for the life of the task (a string literal); NULL:
+ * no site. Returns as weft_spawn_ex. */
+WEFT_API int weft_spawn_ex_at(weft_nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,
+                              const char *file, int line);
+
 /* Trio's nursery.start: spawns fn and parks until it calls
  * weft_task_started() (returns 0) or finishes first (returns its result, or
  * -ECHILD if it returned 0 without starting). Until then the child runs under

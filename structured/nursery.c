@@ -277,6 +277,12 @@ int weft_spawn_ex(weft_nursery *n, weft_fn fn, void *arg, const weft_spawn_attr 
     return weft__spawn((weft__nursery *)n, fn, arg, attr, NULL, 0, NULL);
 }
 
+int weft_spawn_ex_at(weft_nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,
+                     const char *file, int line)
+{
+    return weft__spawn((weft__nursery *)n, fn, arg, attr, file, line, NULL);
+}
+
 /* ---- start ---------------------------------------------------------------- */
 
 int weft_nursery_start(weft_nursery *pub, weft_fn fn, void *arg)
