@@ -114,6 +114,17 @@ WEFT_API int weft_sleep_until(int64_t deadline);
 /* CLOCK_MONOTONIC in nanoseconds. Context: both. */
 WEFT_API int64_t weft_now(void);
 
+/* errno of the thread the caller runs on now. Use it instead of `errno` in
+ * any function that calls something that may park before it reads errno.
+ * Why: glibc declares __errno_location() const, so the compiler computes
+ * &errno once per function (even at -O1) and reuses it across calls; after
+ * a park the task may run on another thread, and `errno` then reads the
+ * *previous* thread's value. This call is opaque to the compiler, so it is
+ * evaluated where it is written. Also safe: reading errno in a separate
+ * non-inlined function that makes the libc call itself and parks nowhere,
+ * or weft_pin() around the code. Context: both. */
+WEFT_API int weft_errno(void);
+
 /* True when called from a weft task. */
 WEFT_API bool weft_in_task(void);
 

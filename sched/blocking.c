@@ -55,7 +55,7 @@ static void *pool_thread(void *arg)
         j->state = J_RUNNING;
         pthread_mutex_unlock(&p->mu);
         weft__tls_blocking_for = j->task;
-        int r = j->fn(j->arg);
+        int r = weft__call_fenced(j->fn, j->arg);
         weft__tls_blocking_for = NULL;
         pthread_mutex_lock(&p->mu);
         j->result = r;

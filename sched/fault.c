@@ -79,11 +79,17 @@ static void on_terminate(void)
 {
     weft__worker *w = weft__tls_worker;
     weft__task *t = w ? w->current : NULL;
+    weft__task *b = weft__tls_blocking_for;
     if (t)
         fprintf(stderr,
                 "weft: panic: a C++ exception escaped task %llu \"%s\" (or terminate "
                 "was called in it)\n",
                 (unsigned long long)t->id, t->name);
+    else if (b)
+        fprintf(stderr,
+                "weft: panic: a C++ exception escaped a weft_blocking body called by task "
+                "%llu \"%s\" (or terminate was called in it)\n",
+                (unsigned long long)b->id, b->name);
     if (old_terminate)
         old_terminate();
     abort();

@@ -36,6 +36,15 @@ extern void __tsan_switch_to_fiber(void *fiber, unsigned flags) __attribute__((w
 
 extern void weft__ctx_trampoline(void);
 
+/* The C++ ABI's per-thread exception globals (libstdc++ and libc++abi
+ * share this layout on the targets weft supports). A weak reference: in a
+ * process without a C++ runtime it is NULL and a switch pays one branch. */
+typedef struct {
+    void *caught;
+    unsigned int uncaught;
+} cxa_eh_globals;
+extern cxa_eh_globals *__cxa_get_globals(void) __attribute__((weak));
+
 /* The hooks that switch TSan's fiber must not be instrumented themselves: an
  * instrumented function would push its entry on the old fiber's shadow call
  * stack and pop its exit from the new one's. */
@@ -93,6 +102,16 @@ void weft__fiber_destroy(void *f)
 NO_SANITIZE void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
                                     bool from_dying)
 {
+    if (__cxa_get_globals) {
+        /* The thread that switches now is the thread to_task runs on next. */
+        cxa_eh_globals *g = __cxa_get_globals();
+        weft__eh_state *save = from_task ? &from_task->eh : &w->sched_eh;
+        const weft__eh_state *load = to_task ? &to_task->eh : &w->sched_eh;
+        save->caught = g->caught;
+        save->uncaught = g->uncaught;
+        g->caught = load->caught;
+        g->uncaught = load->uncaught;
+    }
     if (__sanitizer_start_switch_fiber) {
         void **save = from_dying ? NULL : (from_task ? &from_task->asan_fake : &w->sched_asan_fake);
         const void *bottom = to_task ? (const void *)to_task->stk_lo : w->sched_stack_lo;
@@ -112,6 +131,26 @@ NO_SANITIZE void weft__fiber_after(weft__worker *w, weft__task *now_task)
         void *fake = now_task ? now_task->asan_fake : w->sched_asan_fake;
         __sanitizer_finish_switch_fiber(fake, NULL, NULL);
     }
+}
+
+void weft__eh_inline_begin(weft__task *host)
+{
+    if (!__cxa_get_globals)
+        return;
+    cxa_eh_globals *g = __cxa_get_globals();
+    host->eh.caught = g->caught;
+    host->eh.uncaught = g->uncaught;
+    g->caught = NULL;
+    g->uncaught = 0;
+}
+
+void weft__eh_inline_end(weft__task *host)
+{
+    if (!__cxa_get_globals)
+        return;
+    cxa_eh_globals *g = __cxa_get_globals();
+    g->caught = host->eh.caught;
+    g->uncaught = host->eh.uncaught;
 }
 
 void weft__stack_register_debugger(weft__stack *s)

@@ -116,6 +116,20 @@ WEFT__HIDDEN void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
 /* Prepares ctx so that switching to it calls entry() on the stack whose
  * highest address is top. entry must never return. */
 WEFT__HIDDEN void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void));
+/* fn(arg) in a frame unwinders take for the bottom of the stack: a C++
+ * exception escaping fn terminates (naming the task) instead of unwinding
+ * into weft's caller. For task bodies not run from a task's own first frame
+ * (inline children) and weft_blocking bodies. */
+WEFT__HIDDEN int weft__call_fenced(weft_fn fn, void *arg);
+
+/* The C++ ABI's per-thread exception state (__cxa_get_globals: the stack
+ * of caught exceptions and the uncaught count), kept per task and switched
+ * with it, so that a task that parks inside a catch block, or in a
+ * destructor during unwinding, gets its own back wherever it resumes. */
+typedef struct {
+    void *caught;
+    unsigned int uncaught;
+} weft__eh_state;
 
 /* ---- stacks (stack.c) --------------------------------------------------- */
 
@@ -213,6 +227,7 @@ struct weft__task {
     size_t stk_size;
     void *asan_fake; /* ASan fake-stack handle across a switch */
     void *tsan_fiber;
+    weft__eh_state eh; /* C++ exception state while switched out */
 
     weft_fn fn;
     void *arg;
@@ -334,8 +349,9 @@ struct weft__worker {
     size_t sched_stack_size;
     void *sched_tsan_fiber;
     void *sched_asan_fake;
-    weft__task *prev; /* the task that just switched out */
-    int prev_action;  /* what to do with it after the switch */
+    weft__eh_state sched_eh; /* the thread's own C++ exception state */
+    weft__task *prev;        /* the task that just switched out */
+    int prev_action;         /* what to do with it after the switch */
     uint32_t tick;
     uint32_t runnext_streak;
     uint64_t rng;
@@ -672,6 +688,10 @@ WEFT__HIDDEN void weft__fault_thread_fini(void *mem);
 WEFT__HIDDEN void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
                                      bool from_dying);
 WEFT__HIDDEN void weft__fiber_after(weft__worker *w, weft__task *now_task);
+/* An inline child starts with no C++ exception state of its own; the host
+ * gets its own back when the child is done (maybe on another thread). */
+WEFT__HIDDEN void weft__eh_inline_begin(weft__task *host);
+WEFT__HIDDEN void weft__eh_inline_end(weft__task *host);
 WEFT__HIDDEN void *weft__fiber_create(void);
 WEFT__HIDDEN void weft__fiber_destroy(void *f);
 WEFT__HIDDEN void weft__stack_register_debugger(weft__stack *s);

@@ -66,5 +66,24 @@ weft__ctx_trampoline:
         brk     #0
         .cfi_endproc
         .size   weft__ctx_trampoline, .-weft__ctx_trampoline
+
+/* int weft__call_fenced(weft_fn fn, void *arg): fn(arg) in a frame that
+ * unwinders treat as the bottom of the stack (see switch_x86_64.S). */
+        .globl  weft__call_fenced
+        .hidden weft__call_fenced
+        .type   weft__call_fenced, %function
+        .p2align 4
+weft__call_fenced:
+        .cfi_startproc
+        .cfi_undefined x30
+        stp     x29, x30, [sp, #-16]!
+        mov     x29, sp
+        mov     x16, x0
+        mov     x0, x1
+        blr     x16
+        ldp     x29, x30, [sp], #16
+        ret
+        .cfi_endproc
+        .size   weft__call_fenced, .-weft__call_fenced
 #endif
         .section .note.GNU-stack, "", %progbits

@@ -98,6 +98,35 @@ weft__ctx_trampoline:
         .cfi_endproc
         .size   weft__ctx_trampoline, .-weft__ctx_trampoline
 
+/*
+ * int weft__call_fenced(weft_fn fn, void *arg): calls fn(arg) and returns
+ * its result, in a frame that unwinders treat as the bottom of the stack
+ * (rip undefined, as in the trampoline above). A C++ exception escaping fn
+ * therefore finds no handler beyond it and terminates, exactly as from a
+ * task's first frame, instead of unwinding into whoever called weft: a
+ * parent running a child inline on its own stack (weft_nursery_close), or
+ * a worker running a weft_blocking body. Debuggers' backtraces stop here
+ * too, which is where the task's own frames end.
+ */
+        .globl  weft__call_fenced
+        .hidden weft__call_fenced
+        .type   weft__call_fenced, @function
+        .p2align 4
+weft__call_fenced:
+        .cfi_startproc
+        .cfi_undefined %rip
+        endbr64
+        pushq   %rbp            /* keeps rsp 16-byte aligned at the call */
+        .cfi_adjust_cfa_offset 8
+        movq    %rdi, %rax
+        movq    %rsi, %rdi
+        callq   *%rax
+        popq    %rbp
+        .cfi_adjust_cfa_offset -8
+        ret
+        .cfi_endproc
+        .size   weft__call_fenced, .-weft__call_fenced
+
 /* No GNU property note: the switch jumps indirectly to return addresses
  * that carry no endbr64, and changes stacks under any shadow stack, so it
  * claims neither IBT nor SHSTK (the linker then clears them for the

@@ -225,10 +225,14 @@ void weft__task_run_inline(weft__task *c)
     c->worker = w;
     atomic_store_explicit(&c->state, T_RUNNING, memory_order_relaxed);
     c->entry_frame = __builtin_frame_address(0);
-    int r = c->fn(c->arg);
+    weft__eh_inline_begin(host);
+    /* Fenced: an exception escaping c terminates naming c, as on its own
+     * stack; it must not unwind into the host's frames. */
+    int r = weft__call_fenced(c->fn, c->arg);
     weft__task_finish(c, r);
     /* c may have parked and resumed elsewhere: the host continues where c
      * finished. */
+    weft__eh_inline_end(host);
     w = weft__self();
     w->current = host;
     host->worker = w;

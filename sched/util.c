@@ -97,3 +97,12 @@ int64_t weft__now(void)
 }
 
 int64_t weft_now(void) { return weft__now(); }
+
+/* Never inlined, and the empty volatile asm keeps link-time optimisation
+ * from taking it for a pure function: &errno is computed here, on the
+ * thread that runs this call (see weft.h). */
+__attribute__((noinline)) int weft_errno(void)
+{
+    __asm__ __volatile__("" ::: "memory");
+    return errno;
+}

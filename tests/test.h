@@ -14,7 +14,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#ifdef __cplusplus
+#include <atomic> /* C++17 has no <stdatomic.h> */
+#else
 #include <stdatomic.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
