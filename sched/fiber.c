@@ -36,6 +36,8 @@ extern void __tsan_switch_to_fiber(void *fiber, unsigned flags) __attribute__((w
 
 extern void weft__ctx_trampoline(void);
 
+bool weft__asan_fibers, weft__cxx_eh;
+
 /* The C++ ABI's per-thread exception globals (libstdc++ and libc++abi
  * share this layout on the targets weft supports). A weak reference: in a
  * process without a C++ runtime it is NULL and a switch pays one branch. */
@@ -44,6 +46,19 @@ typedef struct {
     unsigned int uncaught;
 } cxa_eh_globals;
 extern cxa_eh_globals *__cxa_get_globals(void) __attribute__((weak));
+
+/* This thread's globals: their address never changes for a thread, and
+ * __cxa_get_globals goes through the PLT and the C++ runtime's TLS, which
+ * measured a sixth of a yield; one initial-exec TLS load instead. */
+static WEFT__TLS cxa_eh_globals *eh_mine;
+
+static inline cxa_eh_globals *eh_globals(void)
+{
+    cxa_eh_globals *g = eh_mine;
+    if (WEFT__UNLIKELY(!g))
+        g = eh_mine = __cxa_get_globals();
+    return g;
+}
 
 /* The hooks that switch TSan's fiber must not be instrumented themselves: an
  * instrumented function would push its entry on the old fiber's shadow call
@@ -88,6 +103,12 @@ void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void))
 #endif
 }
 
+void weft__fiber_system_init(void)
+{
+    weft__asan_fibers = __sanitizer_start_switch_fiber != NULL;
+    weft__cxx_eh = __cxa_get_globals != NULL;
+}
+
 void *weft__fiber_create(void) { return __tsan_create_fiber ? __tsan_create_fiber(0) : NULL; }
 
 void weft__fiber_destroy(void *f)
@@ -104,7 +125,7 @@ NO_SANITIZE void weft__fiber_before(weft__worker *w, weft__task *from_task, weft
 {
     if (__cxa_get_globals) {
         /* The thread that switches now is the thread to_task runs on next. */
-        cxa_eh_globals *g = __cxa_get_globals();
+        cxa_eh_globals *g = eh_globals();
         weft__eh_state *save = from_task ? &from_task->eh : &w->sched_eh;
         const weft__eh_state *load = to_task ? &to_task->eh : &w->sched_eh;
         save->caught = g->caught;
@@ -133,11 +154,36 @@ NO_SANITIZE void weft__fiber_after(weft__worker *w, weft__task *now_task)
     }
 }
 
+NO_SANITIZE void weft__fiber_inline_enter(weft__task *host, weft__task *c)
+{
+    if (__sanitizer_start_switch_fiber)
+        __sanitizer_start_switch_fiber(&host->asan_fake, c->stk_lo, c->stk_size);
+}
+
+NO_SANITIZE void weft__fiber_inline_entered(void)
+{
+    if (__sanitizer_finish_switch_fiber)
+        __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+}
+
+NO_SANITIZE void weft__fiber_inline_leave(weft__task *host)
+{
+    /* NULL save slot: the child's stack is done (its fake frames go). */
+    if (__sanitizer_start_switch_fiber)
+        __sanitizer_start_switch_fiber(NULL, host->stk_lo, host->stk_size);
+}
+
+NO_SANITIZE void weft__fiber_inline_left(weft__task *host)
+{
+    if (__sanitizer_finish_switch_fiber)
+        __sanitizer_finish_switch_fiber(host->asan_fake, NULL, NULL);
+}
+
 void weft__eh_inline_begin(weft__task *host)
 {
     if (!__cxa_get_globals)
         return;
-    cxa_eh_globals *g = __cxa_get_globals();
+    cxa_eh_globals *g = eh_globals();
     host->eh.caught = g->caught;
     host->eh.uncaught = g->uncaught;
     g->caught = NULL;
@@ -148,7 +194,7 @@ void weft__eh_inline_end(weft__task *host)
 {
     if (!__cxa_get_globals)
         return;
-    cxa_eh_globals *g = __cxa_get_globals();
+    cxa_eh_globals *g = eh_globals();
     g->caught = host->eh.caught;
     g->uncaught = host->eh.uncaught;
 }

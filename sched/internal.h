@@ -121,6 +121,9 @@ WEFT__HIDDEN void weft__ctx_init(weft__ctx *ctx, void *top, void (*entry)(void))
  * into weft's caller. For task bodies not run from a task's own first frame
  * (inline children) and weft_blocking bodies. */
 WEFT__HIDDEN int weft__call_fenced(weft_fn fn, void *arg);
+/* fn(arg) on the stack whose highest address is top, returning on the
+ * caller's stack; no context switch (an inline child's own stack). */
+WEFT__HIDDEN void weft__call_on_stack(void (*fn)(void *), void *arg, void *top);
 
 /* The C++ ABI's per-thread exception state (__cxa_get_globals: the stack
  * of caught exceptions and the uncaught count), kept per task and switched
@@ -133,6 +136,8 @@ typedef struct {
 
 /* ---- stacks (stack.c) --------------------------------------------------- */
 
+#define WEFT__STACK_CACHE_MAX 256 /* stacks a worker keeps warm (stack.c) */
+
 typedef struct weft__stack {
     char *lo;         /* lowest usable address */
     size_t size;      /* usable bytes above lo */
@@ -143,8 +148,10 @@ typedef struct weft__stack {
     struct weft__stack *next;
 } weft__stack;
 
-WEFT__HIDDEN weft__stack *weft__stack_get(weft__worker *w, size_t size);
-WEFT__HIDDEN void weft__stack_put(weft__worker *w, weft__stack *s);
+/* The slow halves of weft__stack_get / weft__stack_put (below, after the
+ * worker struct): refills, surplus, other sizes. */
+WEFT__HIDDEN weft__stack *weft__stack_get_slow(weft__worker *w, size_t size);
+WEFT__HIDDEN void weft__stack_put_slow(weft__worker *w, weft__stack *s);
 WEFT__HIDDEN int weft__stack_system_init(weft__rt *rt);
 WEFT__HIDDEN void weft__stack_system_fini(weft__rt *rt);
 /* Panics, naming the task, if its saved stack pointer sp lies below the
@@ -221,8 +228,8 @@ struct weft__task {
 
     /* Switched-out state; owned by whoever holds the task (see states). */
     weft__ctx ctx;
-    weft__stack *stack;     /* NULL: unstarted, or running inline */
-    weft__task *stack_host; /* inline child: the task whose stack it uses */
+    weft__stack *stack;     /* NULL: unstarted */
+    weft__task *stack_host; /* inline child: the task that runs it (task.c) */
     char *stk_lo;           /* the stack this task runs on (own or host's) */
     size_t stk_size;
     void *asan_fake; /* ASan fake-stack handle across a switch */
@@ -476,13 +483,43 @@ static inline weft__task *weft__current(void)
     return w ? w->current : NULL;
 }
 
+/* A stack of `size` bytes: the worker's cache first (warm pages, LIFO). */
+static inline weft__stack *weft__stack_get(weft__worker *w, size_t size)
+{
+    weft__stack *s = w->stack_cache;
+    if (WEFT__LIKELY(s != NULL && size == w->rt->stack_size)) {
+        w->stack_cache = s->next;
+        w->stack_cache_n--;
+        return s;
+    }
+    return weft__stack_get_slow(w, size);
+}
+/* Back to the worker's cache (the slow half: surplus, other sizes). */
+static inline void weft__stack_put(weft__worker *w, weft__stack *s)
+{
+    if (WEFT__LIKELY(s->chunked && w->stack_cache_n < WEFT__STACK_CACHE_MAX)) {
+        s->next = w->stack_cache;
+        w->stack_cache = s;
+        w->stack_cache_n++;
+        return;
+    }
+    weft__stack_put_slow(w, s);
+}
+
+/* Sanitizer and C++ runtime hooks present in this process (fiber.c, set
+ * once at start): the inline-child path tests these instead of calling
+ * through weak references. */
+extern WEFT__HIDDEN bool weft__asan_fibers, weft__cxx_eh;
+
 /* ---- task.c ------------------------------------------------------------- */
 
 WEFT__HIDDEN weft__task *weft__task_alloc(weft__worker *w);
 WEFT__HIDDEN void weft__task_release(weft__task *t, unsigned bit);
 WEFT__HIDDEN void weft__task_free_all(weft__rt *rt);
-/* Runs an unstarted, claimed task to completion on the current stack (the
- * caller's task lends it; the child may park and migrate meanwhile). */
+/* Runs an unstarted, claimed task to completion as part of the calling task
+ * (no queue trip, no context switch), on a stack of its own of the size it
+ * was promised, from the worker's warm cache. The child may park and
+ * migrate meanwhile; the caller continues when it is done. */
 WEFT__HIDDEN void weft__task_run_inline(weft__task *child);
 /* The end of a task: results to its nursery, keys' destructors, release. */
 WEFT__HIDDEN void weft__task_finish(weft__task *t, int result);
@@ -540,7 +577,7 @@ WEFT__HIDDEN unsigned weft__deque_len(weft__deque *d);
 WEFT__HIDDEN void weft__ready_spawn(weft__task *t);
 /* In close: takes back the newest spawn of this worker if it is an
  * unstarted child of n, claimed for the caller; NULL otherwise. */
-WEFT__HIDDEN weft__task *weft__spawn_take_back(weft__nursery *n, size_t room);
+WEFT__HIDDEN weft__task *weft__spawn_take_back(weft__nursery *n);
 
 WEFT__HIDDEN void weft__inject_push(weft__rt *rt, uintptr_t first, uintptr_t last, unsigned n);
 WEFT__HIDDEN uintptr_t weft__inject_pop(weft__rt *rt, weft__runq *refill);
@@ -692,6 +729,14 @@ WEFT__HIDDEN void weft__fiber_after(weft__worker *w, weft__task *now_task);
  * gets its own back when the child is done (maybe on another thread). */
 WEFT__HIDDEN void weft__eh_inline_begin(weft__task *host);
 WEFT__HIDDEN void weft__eh_inline_end(weft__task *host);
+/* ASan's view of an inline child's stack: enter (on the host's stack,
+ * before the call), entered (first thing on the child's stack), leave (last
+ * thing there), left (back on the host's stack). */
+WEFT__HIDDEN void weft__fiber_inline_enter(weft__task *host, weft__task *c);
+WEFT__HIDDEN void weft__fiber_inline_entered(void);
+WEFT__HIDDEN void weft__fiber_inline_leave(weft__task *host);
+WEFT__HIDDEN void weft__fiber_inline_left(weft__task *host);
+WEFT__HIDDEN void weft__fiber_system_init(void);
 WEFT__HIDDEN void *weft__fiber_create(void);
 WEFT__HIDDEN void weft__fiber_destroy(void *f);
 WEFT__HIDDEN void weft__stack_register_debugger(weft__stack *s);

@@ -52,6 +52,7 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
         w->rng = (z ^ (z >> 31)) | 1;
     }
+    weft__fiber_system_init();
     int rc = weft__stack_system_init(rt);
     if (rc == 0)
         rc = weft__blocking_init(rt);

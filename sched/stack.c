@@ -58,7 +58,7 @@
 #include <unistd.h>
 
 #define CHUNK_STACKS 64
-#define CACHE_MAX 256
+#define CACHE_MAX WEFT__STACK_CACHE_MAX
 #define TRIM_AGE_NS (1000LL * 1000 * 1000)
 #define IOV_BATCH 512
 
@@ -299,17 +299,12 @@ static unsigned move_to_cache(weft__worker *w, weft__stack **list, unsigned *lis
     return moved;
 }
 
-weft__stack *weft__stack_get(weft__worker *w, size_t size)
+weft__stack *weft__stack_get_slow(weft__worker *w, size_t size)
 {
     weft__rt *rt = w->rt;
-    if (WEFT__UNLIKELY(size != rt->stack_size))
+    if (size != rt->stack_size)
         return odd_size_new(rt, size);
-    weft__stack *s = w->stack_cache;
-    if (WEFT__LIKELY(s != NULL)) {
-        w->stack_cache = s->next;
-        w->stack_cache_n--;
-        return s;
-    }
+    weft__stack *s;
     /* Refill from the warm list, then the cold one, else map a new chunk. */
     pthread_mutex_lock(&rt->pool_lock);
     unsigned moved = move_to_cache(w, &rt->stack_global, &rt->stack_global_n, CACHE_MAX / 2);
@@ -331,9 +326,9 @@ weft__stack *weft__stack_get(weft__worker *w, size_t size)
     return s;
 }
 
-void weft__stack_put(weft__worker *w, weft__stack *s)
+void weft__stack_put_slow(weft__worker *w, weft__stack *s)
 {
-    if (WEFT__UNLIKELY(!s->chunked)) {
+    if (!s->chunked) {
         weft__stack_deregister_debugger(s);
         munmap(s->lo - page_size(), s->size + page_size());
         free(s);

@@ -85,5 +85,35 @@ weft__call_fenced:
         ret
         .cfi_endproc
         .size   weft__call_fenced, .-weft__call_fenced
+
+/* void weft__call_on_stack(void (*fn)(void *), void *arg, void *top): fn(arg)
+ * on another stack, returning on ours (see switch_x86_64.S). x29 holds our
+ * stack pointer across the call. */
+        .globl  weft__call_on_stack
+        .hidden weft__call_on_stack
+        .type   weft__call_on_stack, %function
+        .p2align 4
+weft__call_on_stack:
+        .cfi_startproc
+        stp     x29, x30, [sp, #-16]!
+        .cfi_adjust_cfa_offset 16
+        .cfi_rel_offset x29, 0
+        .cfi_rel_offset x30, 8
+        mov     x29, sp
+        .cfi_def_cfa_register x29
+        and     x2, x2, #~15
+        mov     sp, x2
+        mov     x16, x0
+        mov     x0, x1
+        blr     x16
+        mov     sp, x29
+        .cfi_def_cfa_register sp
+        ldp     x29, x30, [sp], #16
+        .cfi_adjust_cfa_offset -16
+        .cfi_restore x29
+        .cfi_restore x30
+        ret
+        .cfi_endproc
+        .size   weft__call_on_stack, .-weft__call_on_stack
 #endif
         .section .note.GNU-stack, "", %progbits

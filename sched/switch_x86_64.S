@@ -127,6 +127,42 @@ weft__call_fenced:
         .cfi_endproc
         .size   weft__call_fenced, .-weft__call_fenced
 
+/*
+ * void weft__call_on_stack(void (*fn)(void *), void *arg, void *top):
+ * calls fn(arg) with the stack pointer at top (16-byte aligned down), and
+ * returns on the caller's stack. No context switch: fn runs as part of the
+ * caller's thread of execution, on a stack of its own. If fn parks, the
+ * whole chain (fn's frames on the new stack, ours on the old one) is saved
+ * and resumed as one context. rbp holds the old stack pointer across the
+ * call (callee-saved, so a switch inside fn preserves it) and the CFA is
+ * expressed through it, so debuggers walk from fn's frames back to ours.
+ */
+        .globl  weft__call_on_stack
+        .hidden weft__call_on_stack
+        .type   weft__call_on_stack, @function
+        .p2align 4
+weft__call_on_stack:
+        .cfi_startproc
+        endbr64
+        pushq   %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %rbp, 0
+        movq    %rsp, %rbp
+        .cfi_def_cfa_register %rbp
+        andq    $-16, %rdx
+        movq    %rdx, %rsp
+        movq    %rdi, %rax
+        movq    %rsi, %rdi
+        callq   *%rax
+        movq    %rbp, %rsp
+        .cfi_def_cfa_register %rsp
+        popq    %rbp
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore %rbp
+        ret
+        .cfi_endproc
+        .size   weft__call_on_stack, .-weft__call_on_stack
+
 /* No GNU property note: the switch jumps indirectly to return addresses
  * that carry no endbr64, and changes stacks under any shadow stack, so it
  * claims neither IBT nor SHSTK (the linker then clears them for the

@@ -206,17 +206,39 @@ void weft__task_finish(weft__task *t, int result)
         weft__hook_task_done(t, result);
 }
 
+/* The first frame on an inline child's own stack. */
+static void inline_entry(void *arg)
+{
+    weft__task *c = arg;
+    if (WEFT__UNLIKELY(weft__asan_fibers))
+        weft__fiber_inline_entered();
+    c->entry_frame = __builtin_frame_address(0);
+    /* Fenced: an exception escaping c terminates naming c, as on a stack
+     * reached by a switch; it must not unwind into the host's frames. */
+    int r = weft__call_fenced(c->fn, c->arg);
+    weft__task_finish(c, r);
+    if (WEFT__UNLIKELY(weft__asan_fibers))
+        weft__fiber_inline_leave(c->stack_host);
+}
+
 void weft__task_run_inline(weft__task *c)
 {
     weft__worker *w = weft__self();
     weft__task *host = w->current;
+    size_t sz = c->stack_req ? c->stack_req : w->rt->stack_size;
+    weft__stack *s = weft__stack_get(w, sz);
+    if (!s)
+        weft__panic("out of memory for the stack of task %llu \"%s\" (%zu bytes); a spawn "
+                    "that returned 0 must run",
+                    (unsigned long long)c->id, c->name, sz);
+    c->stack = s;
     c->stack_host = host;
-    c->stk_lo = host->stk_lo;
-    c->stk_size = host->stk_size;
+    c->stk_lo = s->lo;
+    c->stk_size = s->size;
     c->tsan_fiber = host->tsan_fiber;
     if (weft__hook_task_started_running)
         weft__hook_task_started_running(c);
-    /* For weft_dump: the host waits, its stack lent to the child. */
+    /* For weft_dump: the host waits while the child runs in its place. */
     atomic_store_explicit(&host->wait_what, "weft_nursery_close, running a child inline",
                           memory_order_relaxed);
     atomic_store_explicit(&host->wait_obj, c->nursery, memory_order_relaxed);
@@ -224,19 +246,24 @@ void weft__task_run_inline(weft__task *c)
     w->current = c;
     c->worker = w;
     atomic_store_explicit(&c->state, T_RUNNING, memory_order_relaxed);
-    c->entry_frame = __builtin_frame_address(0);
-    weft__eh_inline_begin(host);
-    /* Fenced: an exception escaping c terminates naming c, as on its own
-     * stack; it must not unwind into the host's frames. */
-    int r = weft__call_fenced(c->fn, c->arg);
-    weft__task_finish(c, r);
+    if (weft__cxx_eh)
+        weft__eh_inline_begin(host);
+    if (WEFT__UNLIKELY(weft__asan_fibers))
+        weft__fiber_inline_enter(host, c);
+    weft__call_on_stack(inline_entry, c, s->lo + s->size);
+    if (WEFT__UNLIKELY(weft__asan_fibers))
+        weft__fiber_inline_left(host);
     /* c may have parked and resumed elsewhere: the host continues where c
      * finished. */
-    weft__eh_inline_end(host);
+    if (weft__cxx_eh)
+        weft__eh_inline_end(host);
     w = weft__self();
     w->current = host;
     host->worker = w;
     atomic_store_explicit(&host->state, T_RUNNING, memory_order_relaxed);
+    weft__stack_put(w, c->stack);
+    c->stack = NULL;
+    c->tsan_fiber = NULL;
     weft__task_release(c, L_DONE);
 }
 

@@ -274,7 +274,7 @@ static weft__task *pick_local(weft__worker *w)
     }
 }
 
-weft__task *weft__spawn_take_back(weft__nursery *n, size_t room)
+weft__task *weft__spawn_take_back(weft__nursery *n)
 {
     weft__worker *w = weft__self();
     for (;;) {
@@ -284,7 +284,7 @@ weft__task *weft__spawn_take_back(weft__nursery *n, size_t room)
         weft__task *t = weft__entry_task(e);
         /* t->nursery is immutable after spawn, and t cannot be freed while
          * its entry is in our deque. */
-        if (t->nursery != n || t->stack_req > room) {
+        if (t->nursery != n) {
             weft__deque_push(&w->spawnq, e); /* room: we just took one */
             return NULL;
         }
