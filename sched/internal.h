@@ -77,6 +77,24 @@ WEFT__HIDDEN void weft__panic(const char *fmt, ...) __attribute__((noreturn, for
 /* A user misuse: prints "weft: misuse: ..." naming the current task. */
 WEFT__HIDDEN void weft__misuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- injected delays, for tests of preemption races ------------------- */
+
+/* WEFT_TEST_DELAY=point=microseconds[,point=microseconds...] makes the
+ * named points sleep, standing in for the OS preempting a thread inside a
+ * race window (tests only; read when a runtime starts). Unset, a point
+ * costs one load and a predicted branch. Points: task_started (between the
+ * list moves of weft_task_started), wake_idle (between claiming a parked
+ * worker and unparking it). */
+enum { WEFT__DELAY_TASK_STARTED, WEFT__DELAY_WAKE_IDLE, WEFT__DELAY_N };
+extern WEFT__HIDDEN unsigned weft__delay_us[WEFT__DELAY_N];
+WEFT__HIDDEN void weft__test_delay_init(void);
+WEFT__HIDDEN void weft__test_delay_slow(int point);
+static inline void weft__test_delay(int point)
+{
+    if (WEFT__UNLIKELY(weft__delay_us[point] != 0))
+        weft__test_delay_slow(point);
+}
+
 /* ---- spin lock (owned by no one in particular; brief sections only) ---- */
 
 static inline void weft__cpu_relax(void)
@@ -177,7 +195,10 @@ enum {
  * Written by its owner; flags and deadline read by any task whose chain
  * passes through it, so they are atomics. */
 struct weft__scope {
-    weft__scope *parent;      /* next scope outward; may belong to another task */
+    /* Next scope outward; may belong to another task. Atomic: the tasks
+     * below read it without a lock, and weft_task_started and misuse
+     * recovery relink it (under the owner's lock) while they may. */
+    _Atomic(weft__scope *) parent;
     weft__task *owner;        /* the task that entered it */
     _Atomic int64_t deadline; /* WEFT_FOREVER: none */
     atomic_uint flags;
@@ -293,8 +314,9 @@ struct weft__task {
     const char *entry_frame; /* frame that called fn: below it, frames returned */
 
     /* Structure (nursery.c) */
-    weft__nursery *nursery;          /* the nursery this task belongs to */
-    weft__task *sib_prev, *sib_next; /* in nursery's unstarted or running list */
+    weft__nursery *nursery;              /* the nursery this task belongs to */
+    weft__task *sib_prev, *sib_next;     /* in nursery's unstarted or running list */
+    weft__task *start_prev, *start_next; /* in its starter's starting list */
     bool in_unstarted;
     weft__task *starter; /* weft_nursery_start caller waiting on us */
     uint64_t starter_token;
@@ -384,8 +406,12 @@ struct weft__worker {
     int heap_n, heap_cap;
     _Atomic int64_t timer_next;                      /* earliest deadline, INT64_MAX if none */
     _Alignas(WEFT__CACHELINE) atomic_uint park_word; /* idle futex */
-    atomic_bool parked;
-    atomic_bool sponsored;    /* woken by wake_idle as the spinner */
+    /* Idle state (worker.c): IDLE_NONE while awake; the worker sets
+     * IDLE_PARKED before it sleeps; a waker claims it with one CAS to
+     * IDLE_WOKEN_SPIN (wake_idle: wake up as the spinner it sponsored) or
+     * IDLE_WOKEN_PLAIN (an inbox hand-off), so the worker learns which wake
+     * it got from the same word that told the waker it was parked. */
+    atomic_uint idle;
     atomic_bool running_task; /* a task is on this worker now */
 };
 
@@ -529,6 +555,7 @@ WEFT__HIDDEN size_t weft__stack_remaining(weft__task *t);
 /* ---- worker.c ----------------------------------------------------------- */
 
 enum { PREV_NONE = 0, PREV_YIELD, PREV_PARK, PREV_DONE };
+enum { IDLE_NONE = 0, IDLE_PARKED, IDLE_WOKEN_SPIN, IDLE_WOKEN_PLAIN };
 
 /* Switch the current task out: reason PREV_*. Returns when it runs again. */
 WEFT__HIDDEN void weft__switch_out(weft__task *t, int reason);

@@ -53,6 +53,7 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
         w->rng = (z ^ (z >> 31)) | 1;
     }
     weft__fiber_system_init();
+    weft__test_delay_init();
     int rc = weft__stack_system_init(rt);
     if (rc == 0)
         rc = weft__blocking_init(rt);

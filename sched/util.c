@@ -89,6 +89,27 @@ void weft__spin_lock_slow(weft__spin *l)
     }
 }
 
+unsigned weft__delay_us[WEFT__DELAY_N];
+
+void weft__test_delay_init(void)
+{
+    static const char *const names[WEFT__DELAY_N] = {"task_started", "wake_idle"};
+    memset(weft__delay_us, 0, sizeof weft__delay_us);
+    const char *e = getenv("WEFT_TEST_DELAY");
+    while (e && *e) {
+        for (int i = 0; i < WEFT__DELAY_N; i++) {
+            size_t len = strlen(names[i]);
+            if (strncmp(e, names[i], len) == 0 && e[len] == '=')
+                weft__delay_us[i] = (unsigned)strtoul(e + len + 1, NULL, 10);
+        }
+        e = strchr(e, ',');
+        if (e)
+            e++;
+    }
+}
+
+void weft__test_delay_slow(int point) { usleep(weft__delay_us[point]); }
+
 int64_t weft__now(void)
 {
     struct timespec ts;

@@ -39,7 +39,8 @@ bool weft__chain_eval(weft__scope *top, int64_t *deadline, weft__scope **which)
     bool cancelled = false;
     int64_t dl = WEFT_FOREVER;
     weft__scope *w = NULL;
-    for (weft__scope *s = top; s; s = s->parent) {
+    /* acquire: pairs with the release that linked each scope (scope.c). */
+    for (weft__scope *s = top; s; s = atomic_load_explicit(&s->parent, memory_order_acquire)) {
         unsigned f = atomic_load_explicit(&s->flags, memory_order_seq_cst);
         if (f & S_CANCELLED)
             cancelled = true;

@@ -114,13 +114,14 @@ void weft__wake_idle(weft__rt *rt)
     unsigned start = self ? (unsigned)weft__rand(self) : 0;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *v = &rt->workers[(start + i) % rt->nworkers];
-        bool yes = true;
-        if (atomic_load_explicit(&v->parked, memory_order_relaxed) &&
-            atomic_compare_exchange_strong_explicit(&v->parked, &yes, false, memory_order_seq_cst,
-                                                    memory_order_relaxed)) {
+        unsigned parked = IDLE_PARKED;
+        /* The claim itself tells v it wakes up as the spinner we sponsored
+         * above: nothing is stored after it that v could miss. */
+        if (atomic_load_explicit(&v->idle, memory_order_relaxed) == IDLE_PARKED &&
+            atomic_compare_exchange_strong_explicit(&v->idle, &parked, IDLE_WOKEN_SPIN,
+                                                    memory_order_seq_cst, memory_order_relaxed)) {
             atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
-            /* v wakes up as the spinner we sponsored above. */
-            atomic_store_explicit(&v->sponsored, true, memory_order_relaxed);
+            weft__test_delay(WEFT__DELAY_WAKE_IDLE);
             weft__idle_unpark(v);
             return;
         }
@@ -131,12 +132,12 @@ void weft__wake_idle(weft__rt *rt)
 static void unpark_if_parked(weft__rt *rt, weft__worker *v)
 {
     fence_sc();
-    bool yes = true;
-    if (atomic_load_explicit(&v->parked, memory_order_relaxed) &&
-        atomic_compare_exchange_strong_explicit(&v->parked, &yes, false, memory_order_seq_cst,
-                                                memory_order_relaxed)) {
+    unsigned parked = IDLE_PARKED;
+    if (atomic_load_explicit(&v->idle, memory_order_relaxed) == IDLE_PARKED &&
+        atomic_compare_exchange_strong_explicit(&v->idle, &parked, IDLE_WOKEN_PLAIN,
+                                                memory_order_seq_cst, memory_order_relaxed)) {
         atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
-        /* It did not come up as a spinner: it has its own inbox to run. */
+        /* It does not come up as a spinner: it has its own inbox to run. */
         weft__idle_unpark(v);
     }
 }
@@ -500,6 +501,18 @@ static void stop_spinning(weft__worker *w, bool *spinning)
     }
 }
 
+/* Leaves the parked state by ourselves; false if a waker claimed it first
+ * (then w->idle says which wake it was). */
+static bool unpark_self(weft__worker *w)
+{
+    unsigned parked = IDLE_PARKED;
+    if (!atomic_compare_exchange_strong_explicit(&w->idle, &parked, IDLE_NONE, memory_order_seq_cst,
+                                                 memory_order_acquire))
+        return false;
+    atomic_fetch_sub_explicit(&w->rt->nparked, 1, memory_order_relaxed);
+    return true;
+}
+
 static weft__task *find_runnable(weft__worker *w, bool *spinning)
 {
     weft__rt *rt = w->rt;
@@ -550,38 +563,26 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
         }
         /* Park: announce, drop spinning, recheck (the Dekker pair). */
         stop_spinning(w, spinning);
-        atomic_store_explicit(&w->parked, true, memory_order_seq_cst);
+        atomic_store_explicit(&w->idle, IDLE_PARKED, memory_order_seq_cst);
         atomic_fetch_add_explicit(&rt->nparked, 1, memory_order_seq_cst);
         fence_sc();
-        bool yes = true;
         if (work_visible(w, weft__now()) ||
             atomic_load_explicit(&rt->shutdown, memory_order_acquire)) {
-            if (atomic_compare_exchange_strong_explicit(&w->parked, &yes, false,
-                                                        memory_order_seq_cst,
-                                                        memory_order_relaxed)) {
-                atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
+            if (unpark_self(w))
                 continue;
-            }
-            /* Someone is unparking us right now; take its wake below. */
-        }
-        WEFT__COUNT(w, worker_parks, 1);
-        bool got = weft__idle_park(w, atomic_load_explicit(&w->timer_next, memory_order_relaxed));
-        yes = true;
-        if (atomic_compare_exchange_strong_explicit(&w->parked, &yes, false, memory_order_seq_cst,
-                                                    memory_order_relaxed)) {
-            /* Timer deadline or spurious: nobody sponsored us. */
-            atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
+            /* Someone claimed our wake right now: take it below. */
         } else {
-            /* An unparker cleared our flag. wake_idle also made us the
-             * spinner (nspinning was raised for us); an inbox hand-off did
-             * not. Its unpark follows at once; wait for it, so that the
-             * sponsored flag it stored first is visible (acquire). */
-            if (!got)
-                weft__idle_park(w, WEFT_FOREVER);
-            WEFT__COUNT(w, worker_wakes, 1);
-            if (atomic_exchange_explicit(&w->sponsored, false, memory_order_relaxed))
-                *spinning = true;
+            WEFT__COUNT(w, worker_parks, 1);
+            weft__idle_park(w, atomic_load_explicit(&w->timer_next, memory_order_relaxed));
+            if (unpark_self(w))
+                continue; /* a timer, a retarget's nudge, or spurious */
         }
+        /* A waker claimed us (its idle_unpark may still be on its way: it
+         * only makes a later park return early, which loops). wake_idle
+         * also made us the spinner it sponsored; an inbox hand-off did not. */
+        WEFT__COUNT(w, worker_wakes, 1);
+        if (atomic_exchange_explicit(&w->idle, IDLE_NONE, memory_order_acquire) == IDLE_WOKEN_SPIN)
+            *spinning = true;
     }
 }
 

@@ -79,7 +79,7 @@ void weft__dump_rt(weft__rt *rt, int fd)
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *w = &rt->workers[i];
         dprintf(fd, "  worker %u: %s, %u queued, %u spawns queued, %s\n", i,
-                atomic_load_explicit(&w->parked, memory_order_relaxed)         ? "parked"
+                atomic_load_explicit(&w->idle, memory_order_relaxed) == IDLE_PARKED ? "parked"
                 : atomic_load_explicit(&w->running_task, memory_order_relaxed) ? "running a task"
                                                                                : "scheduling",
                 weft__runq_len(&w->runq), weft__deque_len(&w->spawnq),

@@ -57,6 +57,9 @@ typedef struct weft__walker {
 } weft__walker;
 WEFT__HIDDEN void weft__tree_walk(weft__scope *s, weft__walker *w);
 WEFT__HIDDEN bool weft__scope_walk(weft__scope *s);
+/* t's chain was relinked (weft_task_started): invalidate every cached
+ * verdict and poke the tasks below t's own scopes. */
+WEFT__HIDDEN void weft__scope_reparented(weft__task *t);
 /* Prints the task tree of rt to fd (dump.c). */
 WEFT__HIDDEN void weft__dump_rt(weft__rt *rt, int fd);
 /* Closes (nurseries) or exits (scopes) everything the task entered above

@@ -61,10 +61,10 @@ static void on_started_running(weft__task *t)
         /* Being started: it hangs off its starter until weft_task_started. */
         weft__task *s = t->starter;
         weft__spin_lock(&s->lock);
-        t->sib_prev = NULL;
-        t->sib_next = s->starting_head;
+        t->start_prev = NULL;
+        t->start_next = s->starting_head;
         if (s->starting_head)
-            s->starting_head->sib_prev = t;
+            s->starting_head->start_prev = t;
         s->starting_head = t;
         weft__spin_unlock(&s->lock);
     }
@@ -73,13 +73,13 @@ static void on_started_running(weft__task *t)
 static void starting_del(weft__task *s, weft__task *t)
 {
     weft__spin_lock(&s->lock);
-    if (t->sib_prev)
-        t->sib_prev->sib_next = t->sib_next;
+    if (t->start_prev)
+        t->start_prev->start_next = t->start_next;
     else
-        s->starting_head = t->sib_next;
-    if (t->sib_next)
-        t->sib_next->sib_prev = t->sib_prev;
-    t->sib_prev = t->sib_next = NULL;
+        s->starting_head = t->start_next;
+    if (t->start_next)
+        t->start_next->start_prev = t->start_prev;
+    t->start_prev = t->start_next = NULL;
     weft__spin_unlock(&s->lock);
 }
 
@@ -324,20 +324,30 @@ void weft_task_started(void)
     }
     weft__task *s = t->starter;
     weft__nursery *n = t->nursery;
-    starting_del(s, t);
+    /* The move from the starter's scopes to n's, with t on some list that
+     * a cancel walk visits at every moment: on n's running list first (a
+     * walk of n skips t until the relink below, while t is still on the
+     * starter's list), then relinked, then off the starter's list. A cancel
+     * of n that passed t by meanwhile is caught by the walk at the end. */
+    weft__spin_lock(&n->lock);
+    list_add(&n->running, t);
+    weft__spin_unlock(&n->lock);
+    weft__test_delay(WEFT__DELAY_TASK_STARTED);
     /* Re-parent: the outermost of t's own scopes now sits on n's scope. */
     weft__spin_lock(&t->lock);
     weft__scope *own_last = t->own_n ? (t->own ? t->own[0] : t->own_inline[0]) : NULL;
     if (own_last)
-        own_last->parent = &n->scope;
+        /* release: pairs with the acquire in weft__chain_eval. */
+        atomic_store_explicit(&own_last->parent, &n->scope, memory_order_release);
     else
         t->scope_top = &n->scope;
     t->scope_base = &n->scope;
     weft__spin_unlock(&t->lock);
+    starting_del(s, t);
     weft__task_cancel_cache_reset(t);
-    weft__spin_lock(&n->lock);
-    list_add(&n->running, t);
-    weft__spin_unlock(&n->lock);
+    /* Verdicts cached below t, and timers armed for the starter's
+     * deadlines, go before the starter (and its scopes) may go. */
+    weft__scope_reparented(t);
     start_rec *rec = t->arg_start_rec;
     rec->result = 0;
     rec->done = true;

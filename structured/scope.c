@@ -86,7 +86,7 @@ static void push_task(walk_stack *ws, weft__task *t, weft__scope *from)
 {
     weft__spin_lock(&t->lock);
     weft__scope *shield = NULL, *s = t->scope_top;
-    for (; s && s != from; s = s->parent)
+    for (; s && s != from; s = atomic_load_explicit(&s->parent, memory_order_acquire))
         if (!ws->w->all && (atomic_load_explicit(&s->flags, memory_order_relaxed) & S_SHIELDED))
             shield = s;
     if (!s) { /* `from` is not on t's chain any more: t moved on */
@@ -97,7 +97,7 @@ static void push_task(walk_stack *ws, weft__task *t, weft__scope *from)
     f->t = t;
     f->from = from;
     f->shield = shield;
-    f->cur = shield ? shield->parent : t->scope_top;
+    f->cur = shield ? atomic_load_explicit(&shield->parent, memory_order_acquire) : t->scope_top;
     if (!shield) {
         ws->w->task(ws->w, t, (int)ws->n - 1);
         f->child = t->starting_head;
@@ -136,7 +136,7 @@ static void walk_step(walk_stack *ws)
     case 1: /* nurseries between the shield and `from` */
         while (f->cur != f->from) {
             weft__scope *s = f->cur;
-            f->cur = s->parent;
+            f->cur = atomic_load_explicit(&s->parent, memory_order_acquire);
             if (is_nursery(s)) {
                 push_nursery(ws, s->nursery);
                 return;
@@ -147,7 +147,7 @@ static void walk_step(walk_stack *ws)
     default: /* the tasks t is starting */
         if (f->child) {
             weft__task *c = f->child;
-            f->child = c->sib_next;
+            f->child = c->start_next;
             push_task(ws, c, t->scope_top);
             return;
         }
@@ -190,6 +190,23 @@ bool weft__scope_walk(weft__scope *s)
 }
 
 static void walk(weft__scope *s) { (void)weft__scope_walk(s); }
+
+void weft__scope_reparented(weft__task *t)
+{
+    /* Every cached verdict may have been computed through the old links. */
+    bump();
+    /* t's own scopes and everything below them: parked tasks re-evaluate
+     * and re-aim timers armed for a deadline of the old chain (the scopes
+     * they came from may die as soon as the caller wakes the starter). */
+    weft__spin_lock(&t->lock);
+    weft__scope *outer = t->own_n ? (t->own ? t->own[0] : t->own_inline[0]) : NULL;
+    weft__spin_unlock(&t->lock);
+    if (outer && weft__scope_walk(outer)) {
+        int64_t dl = weft__task_deadline(t, NULL);
+        if (dl != WEFT_FOREVER)
+            weft__watch_add(outer, dl);
+    }
+}
 
 void weft__scope_cancel(weft__scope *s)
 {
@@ -270,7 +287,8 @@ int weft__scope_unwind(weft__task *t, weft__scope *keep, const char *why, const 
             dropped++;
             continue;
         }
-        v[i]->parent = prev;
+        /* release: pairs with the acquire in weft__chain_eval. */
+        atomic_store_explicit(&v[i]->parent, prev, memory_order_release);
         prev = v[k++] = v[i];
     }
     t->own_n = k;
@@ -307,7 +325,8 @@ void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned 
     atomic_store_explicit(&s->deadline, deadline, memory_order_relaxed);
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
     weft__spin_lock(&t->lock);
-    s->parent = t->scope_top;
+    /* release: s's fields before a reader that follows the link. */
+    atomic_store_explicit(&s->parent, t->scope_top, memory_order_release);
     t->scope_top = s;
     own_push(t, s);
     weft__spin_unlock(&t->lock);
@@ -326,7 +345,7 @@ void weft__scope_pop(weft__task *t, weft__scope *s)
     if (atomic_load_explicit(&s->flags, memory_order_acquire) & S_WATCHED)
         weft__watch_remove(s);
     weft__spin_lock(&t->lock);
-    t->scope_top = s->parent;
+    t->scope_top = atomic_load_explicit(&s->parent, memory_order_relaxed);
     own_pop(t, s);
     weft__spin_unlock(&t->lock);
     s->magic = 0;
