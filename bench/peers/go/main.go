@@ -1,6 +1,6 @@
 // Command weftpeers runs the Go baselines ("peers") for the weft benchmarks.
 //
-//	weftpeers -bench NAME [-procs P] [-quick]
+//	weftpeers -bench NAME [-procs P] [-quick] [-cached]
 //	weftpeers -bench list
 //
 // Each workload mirrors a weft benchmark of the same name (see the top comment
@@ -14,6 +14,12 @@
 //	BENCH <NAME> <value> <unit>
 //
 // Per-repetition statistics go to stderr. Only the standard library is used.
+//
+// One-shot workloads (memory and page-fault figures: parked.go) run once per
+// process instead, with no warm-up and no GC beforehand, since the first run
+// is the one that faults; they print one BENCH line per figure, the one named
+// after -bench first. -cached lets them reuse the figures of the same
+// measurement taken earlier in this bench/run (see parked.go).
 package main
 
 import (
@@ -41,19 +47,63 @@ var workloads []workload
 
 func register(w workload) { workloads = append(workloads, w) }
 
+// oneshot describes a workload measured once per process. run returns its
+// figures, the one to report first at index 0.
+type oneshot struct {
+	name string
+	run  func(o oneshotOpts) ([]figure, error)
+}
+
+type oneshotOpts struct {
+	quick  bool // the smaller size of bench/run --quick
+	cached bool // figures of this bench run may be reused (parked.go)
+}
+
+type figure struct {
+	name  string
+	value float64
+	unit  string
+}
+
+var oneshots []oneshot
+
+func registerOneshot(o oneshot) { oneshots = append(oneshots, o) }
+
 const maxReps = 1000
 
 func main() {
 	bench := flag.String("bench", "", "workload name, or 'list'")
 	procs := flag.Int("procs", 2, "GOMAXPROCS")
 	quick := flag.Bool("quick", false, "measure for ~0.2 s instead of ~1 s")
+	cached := flag.Bool("cached", false, "one-shot workloads: reuse this bench run's figures")
 	flag.Parse()
 
 	if *bench == "list" {
 		for _, w := range workloads {
 			fmt.Println(w.name)
 		}
+		for _, o := range oneshots {
+			fmt.Println(o.name)
+		}
 		return
+	}
+	for _, o := range oneshots {
+		if o.name == *bench {
+			if *procs < 1 {
+				fmt.Fprintln(os.Stderr, "weftpeers: -procs must be >= 1")
+				os.Exit(2)
+			}
+			runtime.GOMAXPROCS(*procs)
+			figs, err := o.run(oneshotOpts{quick: *quick, cached: *cached})
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "weftpeers: %s: %v\n", o.name, err)
+				os.Exit(1)
+			}
+			for _, f := range figs {
+				fmt.Printf("BENCH %s %s %s\n", f.name, format(f.value), f.unit)
+			}
+			return
+		}
 	}
 	var w *workload
 	for i := range workloads {
