@@ -204,6 +204,8 @@ struct weft__scope {
     atomic_uint flags;
     uint32_t magic;         /* WEFT__SCOPE_MAGIC while entered */
     weft__nursery *nursery; /* S_NURSERY: the nursery embedding it */
+    uint32_t watch_slot;    /* deadline watch heap index + 1, 0: not in it
+                               (structured/run.c, under the watch lock) */
 };
 _Static_assert(sizeof(weft__scope) <= sizeof(weft_scope), "weft_scope too small");
 _Static_assert(_Alignof(weft__scope) <= _Alignof(weft_scope), "weft_scope misaligned");

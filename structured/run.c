@@ -247,6 +247,13 @@ typedef struct {
 
 /* ---- the deadline watch ---------------------------------------------------- */
 
+/* Scopes whose deadline some parked task needs but no timer carries (a task
+ * parked with no timer of its own: weft__wait_poke). A min-heap on the
+ * deadline, one entry per scope at most (its index lives in the scope), so
+ * moving a watched deadline again and again (a keep-alive) costs O(log n)
+ * and memory stays bounded by the scopes alive. The monitor pops what is
+ * due and walks it; a scope popped by its owner leaves the heap first. */
+
 typedef struct {
     int64_t deadline;
     weft__scope *s;
@@ -258,23 +265,79 @@ static struct {
     size_t n, cap;
 } watch = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
 
+static void heap_set(size_t i, watch_ent e)
+{
+    watch.v[i] = e;
+    e.s->watch_slot = (uint32_t)i + 1;
+}
+
+static void heap_up(size_t i)
+{
+    watch_ent e = watch.v[i];
+    while (i > 0 && watch.v[(i - 1) / 2].deadline > e.deadline) {
+        heap_set(i, watch.v[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(i, e);
+}
+
+static void heap_down(size_t i)
+{
+    watch_ent e = watch.v[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= watch.n)
+            break;
+        if (c + 1 < watch.n && watch.v[c + 1].deadline < watch.v[c].deadline)
+            c++;
+        if (watch.v[c].deadline >= e.deadline)
+            break;
+        heap_set(i, watch.v[c]);
+        i = c;
+    }
+    heap_set(i, e);
+}
+
+/* Removes the entry at i (watch.mu held). */
+static void heap_del(size_t i)
+{
+    watch.v[i].s->watch_slot = 0;
+    watch_ent last = watch.v[--watch.n];
+    if (i == watch.n)
+        return;
+    heap_set(i, last);
+    heap_up(i);
+    heap_down(watch.v[i].s->watch_slot - 1);
+}
+
 void weft__watch_add(weft__scope *s, int64_t deadline)
 {
     pthread_mutex_lock(&watch.mu);
-    if (watch.n == watch.cap) {
-        size_t nc = watch.cap ? watch.cap * 2 : 16;
-        watch_ent *nv = realloc(watch.v, nc * sizeof *nv);
-        if (!nv)
-            weft__panic("deadline watch: out of memory");
-        watch.v = nv;
-        watch.cap = nc;
+    /* Flag first: a pop that sees it takes the lock and removes the
+     * entry. */
+    atomic_fetch_or_explicit(&s->flags, S_WATCHED, memory_order_seq_cst);
+    if (s->watch_slot) {
+        size_t i = s->watch_slot - 1;
+        watch.v[i].deadline = deadline;
+        heap_up(i);
+        heap_down(s->watch_slot - 1);
+    } else {
+        if (watch.n == watch.cap) {
+            size_t nc = watch.cap ? watch.cap * 2 : 16;
+            watch_ent *nv = realloc(watch.v, nc * sizeof *nv);
+            if (!nv)
+                weft__panic("deadline watch: out of memory");
+            watch.v = nv;
+            watch.cap = nc;
+        }
+        heap_set(watch.n++, (watch_ent){deadline, s});
+        heap_up(watch.n - 1);
     }
-    watch.v[watch.n++] = (watch_ent){deadline, s};
-    atomic_fetch_or_explicit(&s->flags, S_WATCHED, memory_order_release);
+    bool earliest = watch.v[0].s == s;
     pthread_mutex_unlock(&watch.mu);
-    /* Let the monitor recompute its sleep. */
+    /* Only a new earliest deadline changes the monitor's sleep. */
     int fd = atomic_load(&mon_efd);
-    if (fd >= 0) {
+    if (earliest && fd >= 0) {
         uint64_t one = 1;
         ssize_t r = write(fd, &one, sizeof one);
         (void)r;
@@ -284,11 +347,8 @@ void weft__watch_add(weft__scope *s, int64_t deadline)
 void weft__watch_remove(weft__scope *s)
 {
     pthread_mutex_lock(&watch.mu);
-    for (size_t i = 0; i < watch.n;)
-        if (watch.v[i].s == s)
-            watch.v[i] = watch.v[--watch.n];
-        else
-            i++;
+    if (s->watch_slot)
+        heap_del(s->watch_slot - 1);
     atomic_fetch_and_explicit(&s->flags, ~S_WATCHED, memory_order_relaxed);
     pthread_mutex_unlock(&watch.mu);
 }
@@ -298,27 +358,21 @@ void weft__watch_remove(weft__scope *s)
  * cannot be popped (and freed) under it. */
 static int64_t watch_run(void)
 {
-    int64_t now = weft__now(), next = WEFT_FOREVER;
+    int64_t now = weft__now();
     pthread_mutex_lock(&watch.mu);
-    for (size_t i = 0; i < watch.n;) {
-        if (watch.v[i].deadline <= now) {
-            weft__scope *s = watch.v[i].s;
-            watch.v[i] = watch.v[--watch.n];
-            /* The deadline as it is now decides (it may have moved). */
-            int64_t d = atomic_load_explicit(&s->deadline, memory_order_acquire);
-            if (d <= now)
-                weft__scope_walk(s);
-            else if (d != WEFT_FOREVER && watch.n < watch.cap) {
-                watch.v[watch.n++] = (watch_ent){d, s};
-                if (d < next)
-                    next = d;
-            }
-            continue;
+    while (watch.n && watch.v[0].deadline <= now) {
+        weft__scope *s = watch.v[0].s;
+        heap_del(0);
+        /* The deadline as it is now decides (it may have moved). */
+        int64_t d = atomic_load_explicit(&s->deadline, memory_order_acquire);
+        if (d <= now) {
+            weft__scope_walk(s);
+        } else if (d != WEFT_FOREVER) {
+            heap_set(watch.n++, (watch_ent){d, s});
+            heap_up(watch.n - 1);
         }
-        if (watch.v[i].deadline < next)
-            next = watch.v[i].deadline;
-        i++;
     }
+    int64_t next = watch.n ? watch.v[0].deadline : WEFT_FOREVER;
     pthread_mutex_unlock(&watch.mu);
     return next;
 }

@@ -322,6 +322,7 @@ void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned 
 {
     s->owner = t;
     s->magic = WEFT__SCOPE_MAGIC;
+    s->watch_slot = 0;
     atomic_store_explicit(&s->deadline, deadline, memory_order_relaxed);
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
     weft__spin_lock(&t->lock);
