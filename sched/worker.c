@@ -38,6 +38,8 @@ _Atomic(weft__rt *) weft__g_rt;
 
 #define RUNNEXT_STREAK_MAX 16
 #define INJECT_EVERY 61
+#define SPAWN_EVERY 61 /* offset from the inject turn: see pick_local */
+#define TIMER_EVERY 8
 #define SPIN_ROUNDS 64
 #define RUNNEXT_STEAL_DELAY_NS 3000
 
@@ -240,14 +242,35 @@ static uintptr_t take_runnext(weft__worker *w)
     return t ? weft__entry(t, false) : 0;
 }
 
+/* Timers on every scheduling decision, as Go's schedule() does: a worker
+ * that never runs out of local work (a ping-pong pair handing off through
+ * runnext) must still fire its timers on time. Costs a load while no timer
+ * is armed here; with one armed, a clock read every TIMER_EVERY ticks (a
+ * tick is well under a microsecond of scheduling; the promise is 1 ms). */
+static inline void timers_tick(weft__worker *w)
+{
+    if (WEFT__LIKELY(atomic_load_explicit(&w->timer_next, memory_order_relaxed) == WEFT_FOREVER) ||
+        (w->tick % TIMER_EVERY) != 0)
+        return;
+    int64_t now = weft__now();
+    if (atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= now)
+        weft__timers_run(w, now);
+}
+
 static weft__task *pick_local(weft__worker *w)
 {
     weft__rt *rt = w->rt;
     for (;;) {
         uintptr_t e = 0;
         w->tick++;
+        timers_tick(w);
         if (w->tick % INJECT_EVERY == 0)
             e = weft__inject_pop(rt, &w->runq);
+        /* Now and then the oldest unstarted spawn goes before resumed tasks,
+         * so a spawn storm or a chatty pair cannot hold a new task off: it
+         * starts within SPAWN_EVERY ticks per spawn queued ahead of it. */
+        if (!e && w->tick % SPAWN_EVERY == SPAWN_EVERY / 2)
+            e = weft__deque_steal(&w->spawnq);
         if (!weft__inbox_empty(&w->inbox))
             drain_inbox(w);
         if (!e)
@@ -496,7 +519,7 @@ static void stop_spinning(weft__worker *w, bool *spinning)
          * let another idle worker look (Go's resetspinning). */
         weft__rt *rt = w->rt;
         if (atomic_load_explicit(&rt->inject_n, memory_order_relaxed) ||
-            weft__runq_len(&w->runq) > 1)
+            weft__runq_len(&w->runq) > 1 || weft__deque_len(&w->spawnq) > 0)
             weft__wake_idle(rt);
     }
 }
