@@ -59,8 +59,9 @@ typedef int (*weft_fn)(void *arg);
 typedef enum { WEFT_IO_AUTO = 0, WEFT_IO_URING, WEFT_IO_EPOLL } weft_io_backend;
 
 typedef struct weft_config {
-    unsigned workers;          /* 0: one per CPU this process may use (affinity
-                                  mask, cgroup cpu.max quota), or WEFT_WORKERS */
+    unsigned workers;          /* 0: WEFT_WORKERS if set, else (also for
+                                  WEFT_WORKERS=0) one per CPU this process may
+                                  use (affinity mask, cgroup cpu.max quota) */
     size_t stack_size;         /* 0: 64 KiB or WEFT_STACK_SIZE; rounded up to
                                   pages; 16 KiB .. 1 GiB */
     unsigned io_entries;       /* 0: default submission queue size per worker */
@@ -292,7 +293,9 @@ typedef struct weft_mutex {
 WEFT_API void weft_mutex_init(weft_mutex *m);
 /* Misuse (reported) when locked or waited on. */
 WEFT_API void weft_mutex_destroy(weft_mutex *m);
-/* 0. Not a cancellation point. May park: yes. Context: both. */
+/* 0, or -EDEADLK (reported as misuse) if the caller already holds m: the
+ * mutex is not recursive, and a re-lock would wait forever. Not a
+ * cancellation point. May park: yes. Context: both. */
 WEFT_API int weft_mutex_lock(weft_mutex *m);
 /* 0 or -EBUSY (also when the caller holds it). Never parks. */
 WEFT_API int weft_mutex_trylock(weft_mutex *m);

@@ -29,8 +29,12 @@ struct weft__nursery {
     uint64_t close_token;
     bool is_root;
     uint32_t magic;
+    weft__nursery *free_next; /* in the pool (nursery.c) */
 };
 #define WEFT__NURSERY_MAGIC 0x6e757273u
+
+/* Frees the nursery pool when a runtime ends (nursery.c). */
+WEFT__HIDDEN void weft__nursery_pool_fini(void);
 
 /* Cancels s (sticky) and wakes every task it reaches. Any thread. */
 WEFT__HIDDEN void weft__scope_cancel(weft__scope *s);

@@ -166,23 +166,130 @@ account:
 
 /* ---- spawning ------------------------------------------------------------ */
 
+/*
+ * The nursery pool. Nurseries are type-stable while a runtime runs: a
+ * closed one goes back to a per-thread cache (then a shared list), never to
+ * malloc, and its magic is cleared. So a spawn into a nursery after its
+ * close, or a second close, reads a cleared magic and is reported by name
+ * (-EINVAL) instead of touching freed memory. (Once the memory is reused by
+ * a newer nursery, a stale handle aims at that one: the check catches the
+ * common mistakes, not every one.) The slabs are freed when the runtime
+ * ends; the epoch tells a thread's cache that its entries are gone.
+ */
+#define NURSERY_SLAB 64
+#define NURSERY_CACHE_MAX 128
+
+static pthread_mutex_t npool_mu = PTHREAD_MUTEX_INITIALIZER;
+static weft__nursery *npool_free;
+static void **nslabs;
+static size_t nslabs_n, nslabs_cap;
+static atomic_uint npool_epoch = 1;
+static WEFT__TLS weft__nursery *ncache;
+static WEFT__TLS unsigned ncache_n, ncache_epoch;
+
+/* Refills this thread's cache from the shared list or a new slab. */
+static void npool_refill(void)
+{
+    pthread_mutex_lock(&npool_mu);
+    for (int i = 0; i < NURSERY_CACHE_MAX / 2 && npool_free; i++) {
+        weft__nursery *n = npool_free;
+        npool_free = n->free_next;
+        n->free_next = ncache;
+        ncache = n;
+        ncache_n++;
+    }
+    if (!ncache) {
+        weft__nursery *slab = calloc(NURSERY_SLAB, sizeof *slab);
+        if (slab && nslabs_n == nslabs_cap) {
+            size_t nc = nslabs_cap ? nslabs_cap * 2 : 64;
+            void **nv = realloc(nslabs, nc * sizeof *nv);
+            if (nv) {
+                nslabs = nv;
+                nslabs_cap = nc;
+            }
+        }
+        if (slab && nslabs_n < nslabs_cap) {
+            nslabs[nslabs_n++] = slab;
+            for (int i = NURSERY_SLAB - 1; i >= 0; i--) {
+                slab[i].free_next = ncache;
+                ncache = &slab[i];
+            }
+            ncache_n += NURSERY_SLAB;
+        } else {
+            free(slab);
+        }
+    }
+    pthread_mutex_unlock(&npool_mu);
+}
+
 static weft__nursery *nursery_alloc(void)
 {
-    weft__nursery *n = malloc(sizeof *n);
+    unsigned epoch = atomic_load_explicit(&npool_epoch, memory_order_acquire);
+    if (WEFT__UNLIKELY(ncache_epoch != epoch)) {
+        ncache = NULL; /* freed with the last runtime's slabs */
+        ncache_n = 0;
+        ncache_epoch = epoch;
+    }
+    if (WEFT__UNLIKELY(!ncache))
+        npool_refill();
+    weft__nursery *n = ncache;
     if (!n)
         return NULL;
+    ncache = n->free_next;
+    ncache_n--;
     memset(n, 0, sizeof *n);
     n->magic = WEFT__NURSERY_MAGIC;
     n->scope.nursery = n;
     return n;
 }
 
+static void nursery_free(weft__nursery *n)
+{
+    n->magic = 0;
+    n->scope.magic = 0;
+    if (ncache_epoch != atomic_load_explicit(&npool_epoch, memory_order_relaxed)) {
+        ncache = NULL;
+        ncache_n = 0;
+        ncache_epoch = atomic_load_explicit(&npool_epoch, memory_order_relaxed);
+    }
+    n->free_next = ncache;
+    ncache = n;
+    if (++ncache_n <= NURSERY_CACHE_MAX)
+        return;
+    /* Half back to the shared list. */
+    weft__nursery *head = ncache, *p = head;
+    for (int i = 1; i < NURSERY_CACHE_MAX / 2; i++)
+        p = p->free_next;
+    ncache = p->free_next;
+    ncache_n -= NURSERY_CACHE_MAX / 2;
+    pthread_mutex_lock(&npool_mu);
+    p->free_next = npool_free;
+    npool_free = head;
+    pthread_mutex_unlock(&npool_mu);
+}
+
+void weft__nursery_pool_fini(void)
+{
+    pthread_mutex_lock(&npool_mu);
+    for (size_t i = 0; i < nslabs_n; i++)
+        free(nslabs[i]);
+    free(nslabs);
+    nslabs = NULL;
+    nslabs_n = nslabs_cap = 0;
+    npool_free = NULL;
+    atomic_fetch_add_explicit(&npool_epoch, 1, memory_order_release);
+    pthread_mutex_unlock(&npool_mu);
+}
+
 weft__nursery *weft__nursery_new_root(weft__rt *rt)
 {
     (void)rt;
-    weft__nursery *n = nursery_alloc();
+    /* Plain malloc: run.c frees it when the runtime ends. */
+    weft__nursery *n = calloc(1, sizeof *n);
     if (!n)
         return NULL;
+    n->magic = WEFT__NURSERY_MAGIC;
+    n->scope.nursery = n;
     n->is_root = true;
     atomic_store_explicit(&n->scope.deadline, WEFT_FOREVER, memory_order_relaxed);
     atomic_store_explicit(&n->scope.flags, S_NURSERY, memory_order_relaxed);
@@ -199,8 +306,15 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
     weft__task *self = w ? w->current : NULL;
     if (!w || (!self && !(n && n->is_root)))
         return -EPERM;
-    if (!valid_nursery(n) || !fn)
+    if (!valid_nursery(n)) {
+        weft__misuse("weft_spawn into a nursery that is not open (closed already, or not a "
+                     "nursery)");
         return -EINVAL;
+    }
+    if (!fn) {
+        weft__misuse("weft_spawn with a NULL task function");
+        return -EINVAL;
+    }
     size_t stack_size = 0;
     if (attr) {
         for (size_t i = 0; i < sizeof attr->reserved_ / sizeof attr->reserved_[0]; i++)
@@ -295,8 +409,12 @@ int weft_nursery_start(weft_nursery *pub, weft_fn fn, void *arg)
     weft__task *self = weft__current();
     if (!self)
         return -EPERM;
-    if (!valid_nursery(n) || !fn)
+    if (!valid_nursery(n) || !fn) {
+        weft__misuse("weft_nursery_start with %s",
+                     fn ? "a nursery that is not open (closed already, or not a nursery)"
+                        : "a NULL task function");
         return -EINVAL;
+    }
     if (weft__task_cancelled(self))
         return -ECANCELED;
     weft__task *t;
@@ -455,8 +573,7 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
     }
     if (n->failures_dropped)
         fprintf(stderr, "weft: nursery: %u more child failures not shown\n", n->failures_dropped);
-    n->magic = 0;
-    free(n);
+    nursery_free(n);
     return result;
 }
 

@@ -122,8 +122,9 @@ static int configure(const weft_config *cfg, settings *st)
     uint64_t v;
     const char *e;
     if (!st->workers && (e = getenv("WEFT_WORKERS")) && *e) {
-        if (parse_u64(e, &v) || v == 0 || v > MAX_WORKERS)
-            return bad("WEFT_WORKERS must be a number from 1 to 1024");
+        /* 0 means what workers = 0 means in the config: one per CPU. */
+        if (parse_u64(e, &v) || v > MAX_WORKERS)
+            return bad("WEFT_WORKERS must be a number from 0 (one per CPU) to 1024");
         st->workers = (unsigned)v;
     }
     if (!st->stack && (e = getenv("WEFT_STACK_SIZE")) && *e) {
@@ -537,6 +538,7 @@ out_efd:
     close(mon.efd);
 out_root:
     free(rt->root_nursery);
+    weft__nursery_pool_fini();
 out_rt:
     weft__rt_destroy(rt);
 out_running:
