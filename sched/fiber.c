@@ -36,7 +36,22 @@ extern void __tsan_switch_to_fiber(void *fiber, unsigned flags) __attribute__((w
 
 extern void weft__ctx_trampoline(void);
 
-bool weft__asan_fibers, weft__cxx_eh;
+bool weft__asan_fibers, weft__cxx_eh, weft__tsan_hb;
+
+extern void __tsan_acquire(void *addr) __attribute__((weak));
+extern void __tsan_release(void *addr) __attribute__((weak));
+
+/* At load time, so that the sync calls made before any runtime starts (or
+ * from plain threads) are annotated too. */
+__attribute__((constructor)) static void hb_init(void)
+{
+#ifndef WEFT__TSAN
+    weft__tsan_hb = __tsan_acquire != NULL && __tsan_release != NULL;
+#endif
+}
+
+void weft__hb_release_slow(const void *addr) { __tsan_release((void *)addr); }
+void weft__hb_acquire_slow(const void *addr) { __tsan_acquire((void *)addr); }
 
 /* The C++ ABI's per-thread exception globals (libstdc++ and libc++abi
  * share this layout on the targets weft supports). A weak reference: in a

@@ -56,6 +56,15 @@
 #include <string.h>
 #include <time.h>
 
+/* WEFT__TSAN: this library itself is built with ThreadSanitizer. */
+#if defined(__SANITIZE_THREAD__)
+#define WEFT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT__TSAN 1
+#endif
+#endif
+
 #define WEFT__CACHELINE 64
 #define WEFT__HIDDEN __attribute__((visibility("hidden")))
 /* Every thread-local of the library: initial-exec, so an access is one
@@ -95,6 +104,34 @@ static inline void weft__test_delay(int point)
         weft__test_delay_slow(point);
 }
 
+/* ---- happens-before for a user's ThreadSanitizer ------------------------ */
+
+/* When the process runs under TSan but this library is not instrumented
+ * (the installed Release library inside a user's -fsanitize=thread build),
+ * TSan cannot see weft's atomics, so it would report races on data that
+ * weft's own guarantees order (API.md, happens-before). weft then tells it
+ * about each edge through TSan's annotation calls, found through weak
+ * references: release at a spin lock's unlock and acquire at its lock (all
+ * data handed over under weft's locks), release when a waker makes a
+ * waiter runnable and acquire when the waiter resumes, release at spawn and
+ * acquire at the child's start, release at a task's end and acquire where
+ * its nursery's close returns, release/acquire at mutex unlock/lock. In an
+ * instrumented build of weft itself they stay off: TSan sees the atomics.
+ * Off, each costs a load and a predicted branch. */
+extern WEFT__HIDDEN bool weft__tsan_hb;
+WEFT__HIDDEN void weft__hb_release_slow(const void *addr);
+WEFT__HIDDEN void weft__hb_acquire_slow(const void *addr);
+static inline void weft__hb_release(const void *addr)
+{
+    if (WEFT__UNLIKELY(weft__tsan_hb))
+        weft__hb_release_slow(addr);
+}
+static inline void weft__hb_acquire(const void *addr)
+{
+    if (WEFT__UNLIKELY(weft__tsan_hb))
+        weft__hb_acquire_slow(addr);
+}
+
 /* ---- spin lock (owned by no one in particular; brief sections only) ---- */
 
 static inline void weft__cpu_relax(void)
@@ -113,12 +150,13 @@ WEFT__HIDDEN void weft__spin_lock_slow(weft__spin *l);
 static inline void weft__spin_lock(weft__spin *l)
 {
     /* acquire: pairs with the release in weft__spin_unlock. */
-    if (WEFT__LIKELY(atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0))
-        return;
-    weft__spin_lock_slow(l);
+    if (WEFT__UNLIKELY(atomic_exchange_explicit(&l->v, 1, memory_order_acquire) != 0))
+        weft__spin_lock_slow(l);
+    weft__hb_acquire(l);
 }
 static inline void weft__spin_unlock(weft__spin *l)
 {
+    weft__hb_release(l);
     atomic_store_explicit(&l->v, 0, memory_order_release);
 }
 

@@ -202,6 +202,9 @@ void weft__task_finish(weft__task *t, int result)
     atomic_store_explicit(&t->state, T_DONE, memory_order_relaxed);
     weft__worker *w = weft__self();
     WEFT__COUNT(w, tasks_done, 1);
+    /* The task's return happens-before its nursery's close returns (and,
+     * for the root's, before weft_run returns). */
+    weft__hb_release(t->nursery);
     if (weft__hook_task_done)
         weft__hook_task_done(t, result);
 }
@@ -212,6 +215,7 @@ static void inline_entry(void *arg)
     weft__task *c = arg;
     if (WEFT__UNLIKELY(weft__asan_fibers))
         weft__fiber_inline_entered();
+    weft__hb_acquire(c);
     c->entry_frame = __builtin_frame_address(0);
     /* Fenced: an exception escaping c terminates naming c, as on a stack
      * reached by a switch; it must not unwind into the host's frames. */

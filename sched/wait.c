@@ -131,6 +131,9 @@ bool weft__wake_claim(weft__task *t, uint64_t token, int reason)
 
 void weft__wake_finish(weft__task *t, int reason)
 {
+    /* Before t can run: what the waker handed over happens-before t's
+     * resumption (paired in weft__wait_park). */
+    weft__hb_release(t);
     if (reason == W_CANCEL && t->cancel_hook)
         t->cancel_hook(t, t->cancel_hook_arg);
     /* A waker on the very worker t last ran on, t not running: t switched
@@ -187,6 +190,7 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
         armed = true;
     }
     weft__switch_out(t, PREV_PARK);
+    weft__hb_acquire(t);
     if (armed)
         weft__timer_disarm(t);
     int reason = WS_REASON(atomic_load_explicit(&t->wstate, memory_order_acquire));

@@ -45,14 +45,6 @@ _Atomic(weft__rt *) weft__g_rt;
 
 extern void *weft__fiber_current(void);
 
-#if defined(__SANITIZE_THREAD__)
-#define WEFT__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT__TSAN 1
-#endif
-#endif
-
 /* A sequentially consistent fence. TSan does not model fences, so its build
  * uses an RMW on one shared word, which orders the same way. */
 #ifdef WEFT__TSAN
@@ -429,6 +421,7 @@ void weft__task_entry(void)
     weft__task *t = w->current;
     weft__fiber_after(w, t);
     after_switch(w);
+    weft__hb_acquire(t); /* paired with the spawn's release */
     t->entry_frame = __builtin_frame_address(0);
     int r = t->fn(t->arg);
     weft__task_finish(t, r);

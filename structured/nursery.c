@@ -371,6 +371,7 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
     n->nchildren++;
     weft__spin_unlock(&n->lock);
     WEFT__COUNT(w, tasks_spawned, 1);
+    weft__hb_release(t); /* spawn happens-before the child starts */
     if (out) {
         *out = t;
         return 0;
@@ -559,6 +560,9 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
         weft__spin_unlock(&n->lock);
         weft__wait_park(t, n->close_token, WEFT_FOREVER, 0);
     }
+    /* Every child's return happens-before close returns (each released n
+     * as it finished: sched/task.c). */
+    weft__hb_acquire(n);
     /* All children are gone; nobody else can touch n now but cancellers
      * that hold our lock (they cannot, once the scope is popped). */
     weft__scope_pop(t, &n->scope);

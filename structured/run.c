@@ -511,6 +511,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
         }
     }
     weft__tls_worker = NULL;
+    /* Every task's return happens-before weft_run returns: the root task
+     * released the root nursery as it finished, after closing its own. */
+    weft__hb_acquire(rt->root_nursery);
 
     weft__fault_uninstall();
     if (!st.no_signals)

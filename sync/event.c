@@ -25,6 +25,7 @@ void weft_event_destroy(weft_event *e)
 void weft_event_set(weft_event *e)
 {
     event *v = priv(e);
+    weft__hb_release(v);
     weft__spin_lock(&v->lock);
     /* release: what the setter did happens-before a wait that returns 0. */
     if (!atomic_exchange_explicit(&v->set, 1, memory_order_release))
@@ -34,7 +35,10 @@ void weft_event_set(weft_event *e)
 
 bool weft_event_is_set(const weft_event *e)
 {
-    return atomic_load_explicit(&priv(e)->set, memory_order_acquire) != 0;
+    if (!atomic_load_explicit(&priv(e)->set, memory_order_acquire))
+        return false;
+    weft__hb_acquire(priv(e));
+    return true;
 }
 
 int weft_event_wait_until(weft_event *e, int64_t deadline)
@@ -43,11 +47,14 @@ int weft_event_wait_until(weft_event *e, int64_t deadline)
     weft__task *t = weft__current();
     if (t && weft__task_cancelled(t))
         return -ECANCELED;
-    if (atomic_load_explicit(&v->set, memory_order_acquire))
+    if (atomic_load_explicit(&v->set, memory_order_acquire)) {
+        weft__hb_acquire(v);
         return 0;
+    }
     weft__spin_lock(&v->lock);
     if (atomic_load_explicit(&v->set, memory_order_acquire)) {
         weft__spin_unlock(&v->lock);
+        weft__hb_acquire(v);
         return 0;
     }
     if (deadline != WEFT_FOREVER && deadline <= weft__now()) {

@@ -66,6 +66,7 @@ static inline uint32_t switches(weft__worker *w)
 
 static inline void took(mutex *m, weft__worker *w, weft__task *t, uint64_t id)
 {
+    weft__hb_acquire(m); /* unlock happens-before lock (for a user's TSan) */
     atomic_store_explicit(&m->owner, id, memory_order_relaxed);
     if (t) {
         atomic_store_explicit(&m->owner_worker, w->id, memory_order_relaxed);
@@ -214,6 +215,7 @@ void weft_mutex_unlock(weft_mutex *m)
     }
     if (t)
         t->locks_held--;
+    weft__hb_release(x);
     atomic_store_explicit(&x->owner, 0, memory_order_relaxed);
     unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
     /* release: the critical section happens-before the next lock. No

@@ -35,8 +35,10 @@ int weft_sem_tryacquire(weft_sem *s)
     while (c > 0)
         /* acquire: pairs with the release that added the permit. */
         if (atomic_compare_exchange_weak_explicit(&v->count, &c, c - 1, memory_order_acquire,
-                                                  memory_order_relaxed))
+                                                  memory_order_relaxed)) {
+            weft__hb_acquire(v);
             return 0;
+        }
     return -EAGAIN;
 }
 
@@ -61,6 +63,7 @@ int weft_sem_acquire(weft_sem *s)
 void weft_sem_release(weft_sem *s)
 {
     sem *v = priv(s);
+    weft__hb_release(v);
     weft__spin_lock(&v->lock);
     weft__waiter *w = weft__waitq_claim_first(&v->q, NULL);
     if (!w)

@@ -25,6 +25,7 @@ void weft_waitgroup_add(weft_waitgroup *w, int delta)
 {
     wg *v = priv(w);
     /* acq_rel: every done happens-before the wait it ends. */
+    weft__hb_release(v);
     int64_t now = atomic_fetch_add_explicit(&v->count, delta, memory_order_acq_rel) + delta;
     if (now < 0) {
         weft__misuse("weft_waitgroup counter went negative (%lld); reset to 0", (long long)now);
@@ -46,11 +47,14 @@ int weft_waitgroup_wait(weft_waitgroup *w)
     weft__task *t = weft__current();
     if (t && weft__task_cancelled(t))
         return -ECANCELED;
-    if (atomic_load_explicit(&v->count, memory_order_acquire) == 0)
+    if (atomic_load_explicit(&v->count, memory_order_acquire) == 0) {
+        weft__hb_acquire(v);
         return 0;
+    }
     weft__spin_lock(&v->lock);
     if (atomic_load_explicit(&v->count, memory_order_acquire) == 0) {
         weft__spin_unlock(&v->lock);
+        weft__hb_acquire(v);
         return 0;
     }
     weft__wait_note("waitgroup", w);

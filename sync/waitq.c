@@ -39,6 +39,7 @@ void weft__parker_finish(weft__parker *p)
      * thread may return (and its frame die) as soon as it sees 1; a futex
      * wake on a dead address is harmless. */
     atomic_uint *addr = &p->futex;
+    weft__hb_release(p);
     atomic_store_explicit(addr, 1, memory_order_release);
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
@@ -79,6 +80,7 @@ static int thread_park_loop(weft__parker *p, int64_t deadline)
         }
         syscall(SYS_futex, (unsigned *)&p->futex, FUTEX_WAIT_PRIVATE, 0, tsp, NULL, 0);
     }
+    weft__hb_acquire(p);
     return 0;
 }
 
