@@ -138,12 +138,20 @@ bool weft__timer_retarget(weft__task *t, uint64_t token, int64_t chain_deadline)
 unsigned weft__timers_run(weft__worker *w, int64_t now)
 {
     unsigned fired = 0;
+    /* On its own worker, fire no more than the run queue has room for:
+     * past that, a push would move the older half of the queue to the
+     * inject queue, and later deadlines would run first. The rest stay due
+     * in the heap and fire at the next scheduling tick, still in order.
+     * (From another thread the woken go to the inject queue, a FIFO.) */
+    weft__worker *self = weft__self();
+    unsigned room = self == w ? WEFT__RUNQ_SIZE - weft__runq_len(&w->runq) : ~0u;
     for (;;) {
         weft__task *due[32];
         uint64_t tok[32];
         int n = 0;
         weft__spin_lock(&w->timer_lock);
-        while (n < 32 && w->heap_n && w->heap[0]->timer.deadline <= now) {
+        while (n < 32 && room > 0 && w->heap_n && w->heap[0]->timer.deadline <= now) {
+            room--;
             weft__task *t = w->heap[0];
             due[n] = t;
             tok[n] = t->timer.token;
@@ -155,7 +163,7 @@ unsigned weft__timers_run(weft__worker *w, int64_t now)
         for (int i = 0; i < n; i++)
             if (weft__wake(due[i], tok[i], W_TIMER))
                 fired++;
-        if (n < 32)
+        if (n < 32 || room == 0)
             break;
     }
     /* timers_fired is counted by each woken task itself (wait.c), so that
