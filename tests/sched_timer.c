@@ -74,11 +74,17 @@ static int order_test(void *arg)
         for (int i = 0; i < N; i++) {
             if (s[i].order == i)
                 continue;
-            /* Context for the report: who ran around there, and when. */
+            /* Context for the report: who ran around there, and when, and
+             * how many deadlines had passed when this one ran (a wake-up
+             * batch larger than a run queue is a known cause). */
             for (int k = i > 3 ? i - 3 : 0; k < N && k < i + 4; k++)
                 fprintf(stderr, "sleeper %d: deadline +%.3f ms, woke +%.3f ms, ran %d%s\n", k,
                         (s[k].deadline - base) / 1e6, (s[k].woke - base) / 1e6, s[k].order,
                         k == i ? "  <--" : "");
+            int due = 0;
+            for (int k = 0; k < N; k++)
+                due += s[k].deadline <= s[i].woke;
+            fprintf(stderr, "%d deadlines had passed when sleeper %d ran\n", due, i);
             CHECK_EQ(s[i].order, i); /* in deadline order (one worker) */
         }
     }
