@@ -10,22 +10,29 @@
 
 static atomic_long ticks;
 static atomic_bool stop_ticker;
+static weft_event ticked; /* set by the ticker after 20 ticks */
 
 static int ticker(void *arg)
 {
     (void)arg;
     while (!atomic_load(&stop_ticker)) {
-        atomic_fetch_add(&ticks, 1);
+        if (atomic_fetch_add(&ticks, 1) + 1 == 20)
+            weft_event_set(&ticked);
         CHECK_OK(weft_sleep(100000));
     }
     return 0;
 }
 
-static int block_200ms(void *arg)
+/* Blocks its pool thread until the ticker, a task on the only worker, has
+ * ticked 20 times: it can only do so if the worker is free meanwhile. */
+static int block_until_ticked(void *arg)
 {
     CHECK(!weft_in_task());
-    struct timespec ts = {0, 200 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    int r = weft_event_wait_until(&ticked, weft_now() + PROMPT_NS);
+    if (r != 0) {
+        fprintf(stderr, "the ticker did not tick while fn blocked: %d\n", r);
+        return -EIO;
+    }
     return (int)(intptr_t)arg;
 }
 
@@ -34,26 +41,28 @@ static int keeps_workers_free(void *arg)
     (void)arg;
     atomic_store(&ticks, 0);
     atomic_store(&stop_ticker, false);
+    weft_event_init(&ticked);
     weft_nursery *n;
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, ticker, NULL));
-    CHECK_OK(weft_sleep(test_ms(5)));
-    long before = atomic_load(&ticks);
-    CHECK_EQ(weft_blocking(block_200ms, (void *)(intptr_t)-42), -42);
-    long during = atomic_load(&ticks) - before;
+    /* One worker: the ticker runs (and its timers fire) while fn blocks a
+     * pool thread. */
+    CHECK_EQ(weft_blocking(block_until_ticked, (void *)(intptr_t)-42), -42);
+    CHECK(atomic_load(&ticks) >= 20);
     atomic_store(&stop_ticker, true);
     CHECK_OK(weft_nursery_close(n));
-    /* One worker: the ticker ran while fn blocked a pool thread. */
-    CHECK(during >= 20);
+    weft_event_destroy(&ticked);
     return 0;
 }
 
 static atomic_int ran;
+static weft_event first_started = WEFT_EVENT_INIT;
 static weft_event release_first = WEFT_EVENT_INIT;
 
 static int first_job(void *arg)
 {
     (void)arg;
+    weft_event_set(&first_started);
     /* A plain thread waiting on an event set by a task. */
     CHECK_OK(weft_event_wait(&release_first));
     return 7;
@@ -82,11 +91,18 @@ static int queued_then_cancelled(void *arg)
     return 0;
 }
 
+static weft_event checker_started = WEFT_EVENT_INIT;
+static weft_event deadline_set = WEFT_EVENT_INIT;
+static weft_scope *_Atomic waiting_scope;
+
 static int slow_checker(void *arg)
 {
     (void)arg;
+    CHECK(!weft_cancelled());
+    weft_event_set(&checker_started);
     /* Runs until the waiting task is cancelled, then reports it. */
-    for (int i = 0; i < 5000 && !weft_cancelled(); i++) {
+    int64_t give_up = weft_now() + PROMPT_NS;
+    while (!weft_cancelled() && weft_now() < give_up) {
         struct timespec ts = {0, 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -97,10 +113,29 @@ static int started_waits(void *arg)
 {
     int *res = arg;
     weft_scope sc;
-    weft_scope_enter(&sc, weft_now() + test_ms(20));
-    CHECK(!weft_cancelled());
+    weft_scope_enter(&sc, WEFT_FOREVER);
+    atomic_store(&waiting_scope, &sc);
     *res = weft_blocking(slow_checker, NULL);
-    weft_scope_exit(&sc);
+    /* Keep sc entered until the other task is done with it (shielded: we
+     * are cancelled). */
+    weft_scope sh;
+    weft_scope_enter(&sh, WEFT_FOREVER);
+    weft_scope_shield(&sh, true);
+    CHECK_OK(weft_event_wait(&deadline_set));
+    CHECK(!weft_scope_exit(&sh));
+    CHECK(weft_scope_exit(&sc));
+    return 0;
+}
+
+/* Gives the waiting task's scope a deadline once fn has started (a deadline
+ * set earlier could pass while the job is still queued: then fn would
+ * never run). */
+static int deadline_once_started(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_event_wait(&checker_started));
+    weft_scope_set_deadline(atomic_load(&waiting_scope), weft_now() + test_ms(20));
+    weft_event_set(&deadline_set);
     return 0;
 }
 
@@ -108,12 +143,15 @@ static int cancellation(void *arg)
 {
     (void)arg;
     int r1 = -1, r2 = -1, r3 = -1;
-    weft_nursery *n;
+    weft_nursery *n, *m;
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, holder, &r1));
-    CHECK_OK(weft_sleep(test_ms(10))); /* first_job now occupies the only thread */
-    CHECK_OK(weft_spawn(n, queued_then_cancelled, &r2));
-    CHECK_OK(weft_sleep(test_ms(80)));
+    CHECK_OK(weft_event_wait(&first_started)); /* first_job occupies the only thread */
+    /* A job queued behind it, cancelled by its caller's deadline while
+     * still queued (first_job is released only after that). */
+    CHECK_OK(weft_nursery_open(&m));
+    CHECK_OK(weft_spawn(m, queued_then_cancelled, &r2));
+    CHECK_OK(weft_nursery_close(m));
     CHECK_EQ(r2, -ECANCELED);
     weft_event_set(&release_first);
     CHECK_OK(weft_nursery_close(n));
@@ -121,6 +159,7 @@ static int cancellation(void *arg)
     CHECK_EQ(atomic_load(&ran), 0); /* the cancelled job never ran */
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, started_waits, &r3));
+    CHECK_OK(weft_spawn(n, deadline_once_started, NULL));
     CHECK_OK(weft_nursery_close(n));
     CHECK_EQ(r3, 1); /* fn saw the cancel and the call waited for it */
     return 0;

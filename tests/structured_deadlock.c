@@ -70,7 +70,7 @@ int main(void)
     CHECK_EQ(test_run(2, all_stuck, NULL), -EDEADLK);
     int64_t took = weft_now() - t0;
     CHECK_EQ(atomic_load(&unwound), 10);
-    CHECK(took < test_ms(5000));
+    CHECK(took < PROMPT_NS); /* liveness: reported at all, not how fast */
     CHECK_OK(test_run(2, sleeper, NULL));
     pthread_t th;
     pthread_create(&th, NULL, late_setter, NULL);

@@ -48,6 +48,18 @@ static char *read_all(int fd)
     return buf;
 }
 
+/* A dump taken now; true if it shows every task in its expected state. */
+static bool dump_shows_all_parked(FILE *f)
+{
+    CHECK_OK(ftruncate(fileno(f), 0));
+    CHECK_EQ(lseek(fileno(f), 0, SEEK_SET), 0);
+    weft_dump(fileno(f));
+    char *out = read_all(fileno(f));
+    return strstr(out, "\"event-waiter\" parked in event") &&
+           strstr(out, "\"chan-reader\" parked in channel receive") &&
+           strstr(out, "\"middle\" parked in weft_nursery_close");
+}
+
 static int root(void *arg)
 {
     (void)arg;
@@ -56,13 +68,12 @@ static int root(void *arg)
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, waits_event, NULL));
     CHECK_OK(weft_spawn(n, middle, NULL));
-    while (atomic_load(&parked) < 2)
-        CHECK_OK(weft_sleep(test_ms(1)));
-    CHECK_OK(weft_sleep(test_ms(5)));
-
+    /* The counter says each is about to park, not that it did: look until
+     * a dump shows them parked. */
+    CHECK_SOON(atomic_load(&parked) == 2);
     FILE *f = tmpfile();
     CHECK(f != NULL);
-    weft_dump(fileno(f));
+    CHECK_SOON(dump_shows_all_parked(f));
     char *out = read_all(fileno(f));
     fprintf(stderr, "%s", out);
     CHECK(strstr(out, "task 1 \"main\" running") != NULL);
@@ -78,10 +89,17 @@ static int root(void *arg)
     FILE *g = tmpfile();
     dup2(fileno(g), 2);
     raise(SIGQUIT);
-    CHECK_OK(weft_sleep(test_ms(100)));
+    /* The monitor thread prints it: wait for it (up to the liveness bound;
+     * dumps end with the task tree, so the reader's line is near the end). */
+    int64_t give_up = weft_now() + PROMPT_NS;
+    for (;;) {
+        out = read_all(fileno(g));
+        if ((strstr(out, "weft: dump:") && strstr(out, "chan-reader")) || weft_now() > give_up)
+            break;
+        CHECK_OK(weft_sleep(test_ms(1)));
+    }
     dup2(saved, 2);
     close(saved);
-    out = read_all(fileno(g));
     CHECK(strstr(out, "weft: dump:") != NULL);
     CHECK(strstr(out, "chan-reader") != NULL);
     fclose(g);

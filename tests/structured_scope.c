@@ -385,8 +385,9 @@ static int case_sticky(void *arg)
     CHECK_EQ(weft_yield(), -ECANCELED);
     CHECK(weft_scope_exit(&s));
 
-    /* (d) A deadline moved later before it passed does not cancel. */
-    weft_scope_enter(&s, weft_now() + test_ms(2000));
+    /* (d) A deadline moved later before it passed does not cancel (far
+     * enough out that it cannot pass between the two calls). */
+    weft_scope_enter(&s, weft_now() + LONG_NS);
     weft_scope_set_deadline(&s, WEFT_FOREVER);
     CHECK_OK(weft_sleep(test_ms(30)));
     CHECK(!weft_cancelled());
@@ -397,21 +398,24 @@ static int case_sticky(void *arg)
 /* A deadline moved later by another task while we are parked under it,
  * before it passed: the parked sleep is not cancelled. */
 static atomic_llong g_moved_at;
+static weft_event g_moved;
 
 static int move_outer_later(void *arg)
 {
     (void)arg;
-    CHECK_OK(weft_sleep(test_ms(20))); /* the sleeper parks first */
-    atomic_store(&g_moved_at, weft_now());
+    CHECK_OK(weft_sleep(test_ms(20))); /* the sleeper has most likely parked */
     weft_scope_set_deadline(atomic_load(&g_outer), WEFT_FOREVER);
-    atomic_store(&g_cancel_done, 1);
+    /* Read after the move: if this is before the old deadline, the move
+     * certainly came first (a timer never fires early). */
+    atomic_store(&g_moved_at, weft_now());
+    weft_event_set(&g_moved);
     return 0;
 }
 
 static int case_move_later_while_parked(void *arg)
 {
     (void)arg;
-    atomic_store(&g_cancel_done, 0);
+    weft_event_init(&g_moved);
     weft_nursery *n;
     CHECK_OK(weft_nursery_open(&n)); /* outside s: s's deadline does not reach the mover */
     weft_scope s;
@@ -419,9 +423,15 @@ static int case_move_later_while_parked(void *arg)
     weft_scope_enter(&s, old_deadline);
     atomic_store(&g_outer, &s);
     CHECK_OK(weft_spawn(n, move_outer_later, NULL));
-    /* We park first (with a timer at s's deadline); the mover runs meanwhile. */
+    /* We park (with a timer at s's deadline); the mover runs meanwhile. */
     int r = weft_sleep(test_ms(400));
-    CHECK_EQ(atomic_load(&g_cancel_done), 1);
+    /* Keep s entered until the mover is done with it; shielded, because s
+     * is cancelled if the mover came late. */
+    weft_scope sh;
+    weft_scope_enter(&sh, WEFT_FOREVER);
+    weft_scope_shield(&sh, true);
+    CHECK_OK(weft_event_wait(&g_moved));
+    CHECK(!weft_scope_exit(&sh));
     if (atomic_load(&g_moved_at) < old_deadline) {
         CHECK_OK(r);
         CHECK(!weft_scope_exit(&s));
@@ -431,6 +441,7 @@ static int case_move_later_while_parked(void *arg)
         (void)weft_scope_exit(&s);
     }
     CHECK_OK(weft_nursery_close(n));
+    weft_event_destroy(&g_moved);
     return 0;
 }
 
@@ -617,8 +628,9 @@ static int blocking_poll_cancel(void *arg)
     bool at_start = weft_cancelled();
     atomic_store(&g_blocking_started, 1);
     if (at_start)
-        return -EBADE;                /* must not be cancelled yet */
-    for (int i = 0; i < 10000; i++) { /* up to ~10 s */
+        return -EBADE; /* must not be cancelled yet */
+    int64_t give_up = weft_now() + PROMPT_NS;
+    while (weft_now() < give_up) {
         if (weft_cancelled())
             return 0;
         plain_sleep_ms(1);

@@ -204,12 +204,13 @@ static int case_caller_cancelled_explicit(void *arg)
  * cancel of n (which the caller is not inside) does not reach it until it
  * calls weft_task_started. */
 static weft_nursery *g_n;
-static weft_event g_ready;
+static weft_event g_running, g_ready;
 static atomic_int g_start_rc;
 
 static int start_late(void *arg)
 {
     (void)arg;
+    weft_event_set(&g_running);          /* start was called and we run */
     CHECK_OK(weft_event_wait(&g_ready)); /* set after n was cancelled */
     CHECK(!weft_cancelled());
     CHECK_OK(weft_sleep(test_ms(5)));
@@ -231,13 +232,16 @@ static int case_nursery_cancel_before_started(void *arg)
     (void)arg;
     atomic_store(&g_child_result, 12345);
     atomic_store(&g_start_rc, 12345);
+    weft_event_init(&g_running);
     weft_event_init(&g_ready);
     weft_nursery *m, *n;
     CHECK_OK(weft_nursery_open(&m)); /* the starter lives here, outside n */
     CHECK_OK(weft_nursery_open(&n));
     g_n = n;
     CHECK_OK(weft_spawn(m, starter_of_g_n, NULL));
-    CHECK_OK(weft_sleep(test_ms(5)));
+    /* Not a sleep: until the starter has called weft_nursery_start, n has
+     * no child, and the close below could free n under it. */
+    CHECK_OK(weft_event_wait(&g_running));
     int64_t t0 = weft_now();
     weft_nursery_cancel(n);
     weft_event_set(&g_ready);
@@ -246,6 +250,7 @@ static int case_nursery_cancel_before_started(void *arg)
     CHECK_OK(weft_nursery_close(m));
     CHECK_EQ(atomic_load(&g_start_rc), 0);
     CHECK_EQ(atomic_load(&g_child_result), -ECANCELED);
+    weft_event_destroy(&g_running);
     weft_event_destroy(&g_ready);
     return 0;
 }

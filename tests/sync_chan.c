@@ -312,8 +312,7 @@ static int parked_receiver(void *arg)
 
 static void wait_started(parked_set *s)
 {
-    while (atomic_load(&s->started) < PARKED)
-        CHECK_OK(weft_sleep(test_ms(1)));
+    CHECK_SOON(atomic_load(&s->started) == PARKED);
     CHECK_OK(weft_sleep(test_ms(10))); /* let them park; the outcome does not depend on it */
 }
 
@@ -332,11 +331,7 @@ static int close_parked_root(void *arg)
         CHECK_OK(weft_nursery_open(&n));
         spawn_n(n, PARKED, parked_sender, &s);
         wait_started(&s);
-        for (int spins = 0; weft_chan_len(s.c) < cap; spins++) {
-            CHECK(spins < 10000); /* liveness: the buffer fills */
-            CHECK_OK(weft_sleep(test_ms(1)));
-        }
-        CHECK_EQ(weft_chan_len(s.c), cap);
+        CHECK_SOON(weft_chan_len(s.c) == cap); /* liveness: the buffer fills */
         weft_chan_close(s.c);
         CHECK_OK(weft_nursery_close(n));
         int ok = 0, failed = 0;
@@ -471,21 +466,14 @@ static int try_ops_root(void *arg)
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, recv_one, c));
     it = make_item(4242);
-    int r, spins = 0;
-    while ((r = weft_chan_try_send(c, &it)) == -EAGAIN) {
-        CHECK(++spins < 100000);
-        CHECK_OK(weft_sleep(spins < 100 ? 0 : 100000));
-    }
+    int r;
+    CHECK_SOON((r = weft_chan_try_send(c, &it)) != -EAGAIN); /* once the receiver parked */
     CHECK_OK(r);
     CHECK_OK(weft_nursery_close(n));
     /* A parked sender makes try_recv succeed. */
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, send_one, c));
-    spins = 0;
-    while ((r = weft_chan_try_recv(c, &out)) == -EAGAIN) {
-        CHECK(++spins < 100000);
-        CHECK_OK(weft_sleep(spins < 100 ? 0 : 100000));
-    }
+    CHECK_SOON((r = weft_chan_try_recv(c, &out)) != -EAGAIN); /* once the sender parked */
     CHECK_OK(r);
     CHECK_EQ(out.idx, 4343);
     CHECK_OK(weft_nursery_close(n));

@@ -67,6 +67,19 @@ static inline bool test_sanitized(void)
 #endif
 }
 
+/* How much slower than a Release build this run may be, for wall-clock
+ * bounds (below) and the watchdog: 4 in sanitizer builds, else 1;
+ * WEFT_TEST_SLOWDOWN=n in the environment overrides it (e.g. to run a test
+ * under valgrind; ctest's TIMEOUTs, x4 in sanitizer builds, do not see it). */
+static inline int64_t test_slowdown(void)
+{
+    const char *s = getenv("WEFT_TEST_SLOWDOWN");
+    long f = s ? atol(s) : 0;
+    if (f >= 1)
+        return f;
+    return test_sanitized() ? 4 : 1;
+}
+
 static void test_watchdog_fire(int sig)
 {
     (void)sig;
@@ -76,19 +89,55 @@ static void test_watchdog_fire(int sig)
     abort();
 }
 
-/* Aborts the test if it runs longer than `seconds`. */
+/* Aborts the test if it runs longer than `seconds` (Release; stretched by
+ * test_slowdown(), as is the test's ctest TIMEOUT, which it stays below). */
 static inline void test_watchdog(unsigned seconds)
 {
     signal(SIGALRM, test_watchdog_fire);
-    alarm(seconds);
+    alarm((unsigned)(seconds * test_slowdown()));
 }
 
 static inline int64_t test_ms(int64_t ms) { return ms * 1000000; }
 
-/* "Forever" for a sleeper that must be cancelled, and the liveness bound
- * within which a cancel must have reached it. */
-#define LONG_NS ((int64_t)10 * 1000000000)
-#define PROMPT_NS ((int64_t)5 * 1000000000)
+/* Wall-clock bounds. A test asserts correctness and liveness, never speed,
+ * and never an order that depends on speed: a bound on elapsed time only
+ * says "this happened at all", so it must hold on a loaded machine in a
+ * sanitizer build (10-50x slower than an idle Release run). Bounds are
+ * written as generous Release values (seconds, not milliseconds) and
+ * stretched by test_slowdown(). A test that needs "X has happened" waits
+ * for X (an event, a counter, CHECK_SOON), never for a sleep it hopes is
+ * long enough; a stress loop whose rounds slow down under load is bounded
+ * by a time budget as well as a count. */
+
+/* A liveness bound of `seconds` on a loaded Release machine, stretched. */
+static inline int64_t test_bound_ns(int64_t seconds)
+{
+    return seconds * 1000000000 * test_slowdown();
+}
+
+/* The liveness bound within which a cancel, a wake or a deadline must have
+ * reached a parked task, and "forever" for a sleeper that must be
+ * cancelled (far beyond PROMPT_NS, so that a lost cancel cannot pass). */
+#define PROMPT_NS test_bound_ns(5)
+#define LONG_NS (4 * PROMPT_NS)
+
+/* Polls (every millisecond: a task parks, a plain thread sleeps) until cond
+ * holds; fails if it does not within PROMPT_NS. */
+#define CHECK_SOON(cond)                                                                           \
+    do {                                                                                           \
+        int64_t soon_dl_ = weft_now() + PROMPT_NS;                                                 \
+        while (!(cond)) {                                                                          \
+            if (weft_now() > soon_dl_) {                                                           \
+                fprintf(stderr,                                                                    \
+                        "%s:%d: CHECK_SOON failed: %s still false after %.0f s "                   \
+                        "(WEFT_SEED=%llu)\n",                                                      \
+                        __FILE__, __LINE__, #cond, PROMPT_NS / 1e9,                                \
+                        (unsigned long long)weft_seed());                                          \
+                abort();                                                                           \
+            }                                                                                      \
+            (void)weft_sleep(test_ms(1));                                                          \
+        }                                                                                          \
+    } while (0)
 
 /* TEST_CASE=name (environment) runs only the cases whose name contains it. */
 static inline bool test_case_selected(const char *name)
