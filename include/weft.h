@@ -149,7 +149,8 @@ WEFT_API const char *weft_task_name(void);
  * returns -ECANCELED; once fn started, the call always waits for it. Inside
  * fn, weft_in_task() is false and weft_cancelled() reports the waiting
  * task's state. Outside a task fn runs inline.
- * May park: yes. Context: both. Returns fn's result, -ECANCELED, -ENOMEM. */
+ * May park: yes. Context: both. Returns fn's result, -ECANCELED, -ENOMEM, -EAGAIN
+ * (no pool thread exists and none can be created; fn did not run). */
 WEFT_API int weft_blocking(weft_fn fn, void *arg);
 
 /* Keeps the calling task on its current worker: never stolen, never moved

@@ -129,19 +129,24 @@ int weft_blocking(weft_fn fn, void *arg)
     pool *p = rt->blocking;
     job j = {.fn = fn, .arg = arg, .task = t, .state = J_QUEUED};
     weft__wait_note("weft_blocking", (const void *)fn);
-    j.token = weft__wait_begin(t, WAIT_CANCELLABLE);
     pthread_mutex_lock(&p->mu);
     if (p->idle == 0 && p->nthreads < p->cap) {
         pthread_t th;
-        if (pthread_create(&th, NULL, pool_thread, p) == 0)
+        int rc = weft__test_fail_threads ? EAGAIN : pthread_create(&th, NULL, pool_thread, p);
+        if (rc == 0) {
             p->threads[p->nthreads++] = th;
-        else if (p->nthreads == 0) {
+        } else if (p->nthreads == 0) {
+            /* No thread to run it, and no wait begun yet: nothing for a
+             * canceller to claim (a wait retired by our own wake could be
+             * claimed by a cancel whose hand-off then landed in the task's
+             * next wait). */
             pthread_mutex_unlock(&p->mu);
-            /* Not parked yet: retire the wait ourselves. */
-            weft__wake(t, j.token, W_WOKEN);
-            return -EAGAIN;
+            return -rc;
         }
     }
+    /* The wait begins only once the job will run; a cancel from here on is
+     * handled below. */
+    j.token = weft__wait_begin(t, WAIT_CANCELLABLE);
     if (p->tail)
         p->tail->next = &j;
     else

@@ -96,6 +96,9 @@ WEFT__HIDDEN void weft__misuse(const char *fmt, ...) __attribute__((format(print
  * worker and unparking it). */
 enum { WEFT__DELAY_TASK_STARTED, WEFT__DELAY_WAKE_IDLE, WEFT__DELAY_N };
 extern WEFT__HIDDEN unsigned weft__delay_us[WEFT__DELAY_N];
+/* WEFT_TEST_FAIL_THREADS=1: the blocking pool's pthread_create fails with
+ * EAGAIN (tests of that path; read when a runtime starts). */
+extern WEFT__HIDDEN bool weft__test_fail_threads;
 WEFT__HIDDEN void weft__test_delay_init(void);
 WEFT__HIDDEN void weft__test_delay_slow(int point);
 static inline void weft__test_delay(int point)

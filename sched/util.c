@@ -90,11 +90,14 @@ void weft__spin_lock_slow(weft__spin *l)
 }
 
 unsigned weft__delay_us[WEFT__DELAY_N];
+bool weft__test_fail_threads;
 
 void weft__test_delay_init(void)
 {
     static const char *const names[WEFT__DELAY_N] = {"task_started", "wake_idle"};
     memset(weft__delay_us, 0, sizeof weft__delay_us);
+    const char *f = getenv("WEFT_TEST_FAIL_THREADS");
+    weft__test_fail_threads = f && *f == '1';
     const char *e = getenv("WEFT_TEST_DELAY");
     while (e && *e) {
         for (int i = 0; i < WEFT__DELAY_N; i++) {
