@@ -432,6 +432,7 @@ struct weft__worker {
     unsigned stack_cache_n;
     weft__task *tcb_cache;
     unsigned tcb_cache_n;
+    uint64_t id_next, id_end; /* this worker's block of task ids (task.c) */
     pthread_t thread;
 
     /* Counters: written by the owner with relaxed atomics, read by anyone. */

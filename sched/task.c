@@ -19,6 +19,7 @@
 #define TCB_CACHE_MAX 512
 #define BUDGET 64
 #define KEYS_MAX 1024
+#define ID_BLOCK 1024
 
 static _Atomic uint64_t next_id = 1;
 static atomic_uint nkeys;
@@ -85,9 +86,15 @@ weft__task *weft__task_alloc(weft__worker *w)
     t->timer.index = -1;
     t->budget = BUDGET;
     t->c_deadline = WEFT_FOREVER;
-    /* Ids: a block of 1024 per worker would save the shared increment; one
-     * relaxed fetch_add is cheap enough until measured otherwise. */
-    t->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    /* Ids come from a per-worker block: one shared fetch_add per spawn
+     * took about 30% of all cycles of fine-grained fork-join on 2 cores
+     * (the line bounces between them). Unique for the life of the
+     * process; increasing per worker, not globally. */
+    if (WEFT__UNLIKELY(w->id_next == w->id_end)) {
+        w->id_next = atomic_fetch_add_explicit(&next_id, ID_BLOCK, memory_order_relaxed);
+        w->id_end = w->id_next + ID_BLOCK;
+    }
+    t->id = w->id_next++;
     return t;
 }
 
