@@ -9,10 +9,13 @@
  * and the installed library still works inside a user's own ASan/TSan build,
  * where the sanitizer runtime defines them.
  *
- * TSan fibers are switched with flags 0 ("sync"), so one worker's tasks are
- * ordered by their switches; races between tasks on different workers are
- * still found, because the runtime's hand-offs (queues, wakes) are C11
- * atomics that TSan models.
+ * TSan fibers: in a user's TSan build against the uninstrumented library
+ * they switch with no_sync, and weft gives TSan the edges it guarantees
+ * explicitly (internal.h, weft__hb_*). In weft's own TSan build they switch
+ * with sync (see weft__fiber_before), so one worker's tasks are ordered by
+ * their switches; races between tasks on different workers are still
+ * found, because the runtime's hand-offs (queues, wakes) are C11 atomics
+ * that TSan models there.
  */
 #include "internal.h"
 
@@ -156,7 +159,15 @@ NO_SANITIZE void weft__fiber_before(weft__worker *w, weft__task *from_task, weft
     }
     if (__tsan_switch_to_fiber) {
         void *f = to_task ? to_task->tsan_fiber : w->sched_tsan_fiber;
-        __tsan_switch_to_fiber(f, 0);
+        /* In a user's TSan build against this uninstrumented library,
+         * switch without synchronising (flag 1, no_sync): tasks that merely
+         * ran one after another on a worker are not ordered, so races
+         * between them are found, and the edges weft does guarantee are
+         * given explicitly (weft__hb_*). The library's own TSan build keeps
+         * the sync switch: there every worker-private field (caches, queue
+         * ends, the previous task) is touched by whichever fiber runs on the
+         * worker, and the only edge TSan could take for them is this one. */
+        __tsan_switch_to_fiber(f, weft__tsan_hb ? 1u : 0u);
     }
 }
 

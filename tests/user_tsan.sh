@@ -2,7 +2,8 @@
 # tests/user_tsan.sh BUILD_DIR SOURCE_DIR - a user's own ThreadSanitizer
 # build against the uninstrumented Release library: builds
 # tests/user_tsan_prog.c with clang -fsanitize=thread, links it to
-# BUILD_DIR/libweft.so, runs it a few times, and fails on any TSan report.
+# BUILD_DIR/libweft.so, runs it a few times, and fails on any TSan report;
+# then runs its planted race, which TSan must report.
 # Exit 77 (skip) when clang or its TSan runtime is missing.
 set -u
 bdir=$1 src=$2
@@ -30,4 +31,12 @@ for i in 1 2 3 4 5; do
         exit 1
     fi
 done
-echo "user_tsan: 5 clean runs"
+# Tasks that merely ran one after another on a worker are not ordered: a
+# race between them must be reported.
+TSAN_OPTIONS="exitcode=66" "$tmp/prog" race >"$tmp/out" 2>&1
+if ! grep -q "WARNING: ThreadSanitizer: data race" "$tmp/out"; then
+    cat "$tmp/out"
+    echo "user_tsan: the race between two tasks on one worker was not reported"
+    exit 1
+fi
+echo "user_tsan: 5 clean runs, and the planted race reported"

@@ -1,13 +1,18 @@
 /* Built by tests/user_tsan.sh with -fsanitize=thread against the
  * uninstrumented Release library: each happens-before edge weft promises
  * (API.md) is exercised with plain (non-atomic) user data on both sides,
- * on 2 workers and from a plain thread. TSan must report nothing. */
+ * on 2 workers and from a plain thread. TSan must report nothing.
+ * With the argument "race": two tasks on one worker touch the same data
+ * with no weft edge between them, merely running one after the other;
+ * TSan must report that race (weft switches its fibers without
+ * synchronising them). */
 #include <weft.h>
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     long payload[8];
@@ -137,9 +142,41 @@ static int root(void *arg)
     return rc;
 }
 
-int main(void)
+static long racy;
+
+static int race_a(void *arg)
+{
+    (void)arg;
+    racy = 1;
+    weft_yield();
+    return 0;
+}
+
+static int race_b(void *arg)
+{
+    (void)arg;
+    weft_yield();
+    return racy == 1 ? 0 : -EIO; /* reads what race_a wrote, unordered */
+}
+
+static int race_root(void *arg)
+{
+    (void)arg;
+    weft_nursery *n;
+    if (weft_nursery_open(&n))
+        return -ENOMEM;
+    weft_spawn(n, race_a, NULL);
+    weft_spawn(n, race_b, NULL);
+    return weft_nursery_close(n);
+}
+
+int main(int argc, char **argv)
 {
     weft_config cfg = {0};
+    if (argc > 1 && strcmp(argv[1], "race") == 0) {
+        cfg.workers = 1;
+        return weft_run(&cfg, race_root, NULL) ? 1 : 0;
+    }
     cfg.workers = 2;
     int rc = weft_run(&cfg, root, NULL);
     if (rc || counter != 8000) {
