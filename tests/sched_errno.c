@@ -110,8 +110,12 @@ int main(void)
     CHECK_EQ(atomic_load(&checked), TASKS * iters);
     long moves = atomic_load(&migrated);
     atomic_store(&checked, 0);
-    CHECK_OK(test_run(3, root, (void *)with_plain_errno));
-    CHECK_EQ(atomic_load(&checked), TASKS * iters);
+    /* Not under sanitizers: a stale &errno is another thread's errno, and
+     * TSan rightly reports the read as a data race. */
+    if (!test_sanitized()) {
+        CHECK_OK(test_run(3, root, (void *)with_plain_errno));
+        CHECK_EQ(atomic_load(&checked), TASKS * iters);
+    }
     printf("sched_errno: weft_errno right in all %ld reads (%ld after a migration); plain errno "
            "wrong in %ld of %ld\n",
            TASKS * iters, moves, atomic_load(&plain_wrong), TASKS * iters);
