@@ -39,7 +39,7 @@ extern void __tsan_switch_to_fiber(void *fiber, unsigned flags) __attribute__((w
 
 extern void weft__ctx_trampoline(void);
 
-bool weft__asan_fibers, weft__cxx_eh, weft__tsan_hb;
+bool weft__asan_fibers, weft__cxx_eh, weft__tsan_hb, weft__fiber_hooks;
 
 extern void __tsan_acquire(void *addr) __attribute__((weak));
 extern void __tsan_release(void *addr) __attribute__((weak));
@@ -125,6 +125,7 @@ void weft__fiber_system_init(void)
 {
     weft__asan_fibers = __sanitizer_start_switch_fiber != NULL;
     weft__cxx_eh = __cxa_get_globals != NULL;
+    weft__fiber_hooks = weft__asan_fibers || weft__cxx_eh || __tsan_switch_to_fiber != NULL;
 }
 
 void *weft__fiber_create(void) { return __tsan_create_fiber ? __tsan_create_fiber(0) : NULL; }
@@ -138,10 +139,10 @@ void weft__fiber_destroy(void *f)
 /* Called right before weft__ctx_switch from `from_task` (NULL: the worker's
  * scheduler context) to `to_task` (NULL: the scheduler context). A dying
  * task hands ASan a NULL save slot so its fake stack is released. */
-NO_SANITIZE void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
-                                    bool from_dying)
+NO_SANITIZE void weft__fiber_before_slow(weft__worker *w, weft__task *from_task,
+                                         weft__task *to_task, bool from_dying)
 {
-    if (__cxa_get_globals) {
+    if (weft__cxx_eh) {
         /* The thread that switches now is the thread to_task runs on next. */
         cxa_eh_globals *g = eh_globals();
         weft__eh_state *save = from_task ? &from_task->eh : &w->sched_eh;
@@ -172,7 +173,7 @@ NO_SANITIZE void weft__fiber_before(weft__worker *w, weft__task *from_task, weft
 }
 
 /* Called first thing after a switch lands in a context. */
-NO_SANITIZE void weft__fiber_after(weft__worker *w, weft__task *now_task)
+NO_SANITIZE void weft__fiber_after_slow(weft__worker *w, weft__task *now_task)
 {
     if (__sanitizer_finish_switch_fiber) {
         void *fake = now_task ? now_task->asan_fake : w->sched_asan_fake;

@@ -425,6 +425,7 @@ struct weft__worker {
     weft__task *prev;        /* the task that just switched out */
     int prev_action;         /* what to do with it after the switch */
     uint32_t tick;
+    uint32_t fair_countdown; /* pick_local's fairness turns (worker.c) */
     uint32_t runnext_streak;
     uint64_t rng;
     uintptr_t pinned_head, pinned_tail; /* owner FIFO of tagged entries: pinned tasks */
@@ -560,9 +561,15 @@ static inline weft__stack *weft__stack_get(weft__worker *w, size_t size)
     if (WEFT__LIKELY(s != NULL && size == w->rt->stack_size)) {
         w->stack_cache = s->next;
         w->stack_cache_n--;
-        return s;
+    } else {
+        s = weft__stack_get_slow(w, size);
     }
-    return weft__stack_get_slow(w, size);
+    /* A user's TSan sees each task as a fiber of its own: the stack's
+     * previous task is done with its memory (paired with the release its
+     * fiber made as it finished: weft__task_entry, task.c's inline_entry). */
+    if (s)
+        weft__hb_acquire(s);
+    return s;
 }
 /* Back to the worker's cache (the slow half: surplus, other sizes). */
 static inline void weft__stack_put(weft__worker *w, weft__stack *s)
@@ -793,9 +800,23 @@ WEFT__HIDDEN void weft__fault_thread_fini(void *mem);
 
 /* ---- sanitizer / debugger hooks (fiber.c) ------------------------------ */
 
-WEFT__HIDDEN void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
-                                     bool from_dying);
-WEFT__HIDDEN void weft__fiber_after(weft__worker *w, weft__task *now_task);
+WEFT__HIDDEN void weft__fiber_before_slow(weft__worker *w, weft__task *from_task,
+                                          weft__task *to_task, bool from_dying);
+WEFT__HIDDEN void weft__fiber_after_slow(weft__worker *w, weft__task *now_task);
+/* Any of the switch hooks present (ASan, TSan, the C++ runtime): set once
+ * at start, so a plain C program's switch pays one predicted branch. */
+extern WEFT__HIDDEN bool weft__fiber_hooks;
+static inline void weft__fiber_before(weft__worker *w, weft__task *from_task, weft__task *to_task,
+                                      bool from_dying)
+{
+    if (WEFT__UNLIKELY(weft__fiber_hooks))
+        weft__fiber_before_slow(w, from_task, to_task, from_dying);
+}
+static inline void weft__fiber_after(weft__worker *w, weft__task *now_task)
+{
+    if (WEFT__UNLIKELY(weft__fiber_hooks))
+        weft__fiber_after_slow(w, now_task);
+}
 /* An inline child starts with no C++ exception state of its own; the host
  * gets its own back when the child is done (maybe on another thread). */
 WEFT__HIDDEN void weft__eh_inline_begin(weft__task *host);

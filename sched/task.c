@@ -228,6 +228,7 @@ static void inline_entry(void *arg)
      * reached by a switch; it must not unwind into the host's frames. */
     int r = weft__call_fenced(c->fn, c->arg);
     weft__task_finish(c, r);
+    weft__hb_release(c->stack); /* see weft__task_entry */
     if (WEFT__UNLIKELY(weft__asan_fibers))
         weft__fiber_inline_leave(c->stack_host);
 }

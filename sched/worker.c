@@ -32,13 +32,13 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 WEFT__TLS weft__worker *weft__tls_worker;
 _Atomic(weft__rt *) weft__g_rt;
 
 #define RUNNEXT_STREAK_MAX 16
-#define INJECT_EVERY 61
-#define SPAWN_EVERY 61 /* offset from the inject turn: see pick_local */
+#define FAIR_EVERY 61 /* the inject queue's turn, and (offset) the spawns' */
 #define TIMER_EVERY 8
 #define SPIN_ROUNDS 64
 #define RUNNEXT_STEAL_DELAY_NS 3000
@@ -242,7 +242,7 @@ static uintptr_t take_runnext(weft__worker *w)
 static inline void timers_tick(weft__worker *w)
 {
     if (WEFT__LIKELY(atomic_load_explicit(&w->timer_next, memory_order_relaxed) == WEFT_FOREVER) ||
-        (w->tick % TIMER_EVERY) != 0)
+        (w->tick & (TIMER_EVERY - 1)) != 0)
         return;
     int64_t now = weft__now();
     if (atomic_load_explicit(&w->timer_next, memory_order_relaxed) <= now)
@@ -256,12 +256,16 @@ static weft__task *pick_local(weft__worker *w)
         uintptr_t e = 0;
         w->tick++;
         timers_tick(w);
-        if (w->tick % INJECT_EVERY == 0)
+        /* A countdown instead of two divisions per pick: at 0 the inject
+         * queue goes first; half-way, the oldest unstarted spawn goes
+         * before resumed tasks, so a spawn storm or a chatty pair cannot
+         * hold a new task off (it starts within FAIR_EVERY ticks per spawn
+         * queued ahead of it). */
+        unsigned fair = w->fair_countdown;
+        w->fair_countdown = fair ? fair - 1 : FAIR_EVERY - 1;
+        if (WEFT__UNLIKELY(fair == 0))
             e = weft__inject_pop(rt, &w->runq);
-        /* Now and then the oldest unstarted spawn goes before resumed tasks,
-         * so a spawn storm or a chatty pair cannot hold a new task off: it
-         * starts within SPAWN_EVERY ticks per spawn queued ahead of it. */
-        if (!e && w->tick % SPAWN_EVERY == SPAWN_EVERY / 2)
+        else if (WEFT__UNLIKELY(fair == FAIR_EVERY / 2))
             e = weft__deque_steal(&w->spawnq);
         if (!weft__inbox_empty(&w->inbox))
             drain_inbox(w);
@@ -425,6 +429,9 @@ void weft__task_entry(void)
     t->entry_frame = __builtin_frame_address(0);
     int r = t->fn(t->arg);
     weft__task_finish(t, r);
+    /* In this task's own fiber: its use of the stack happens-before the
+     * next task's (for a user's TSan; paired in weft__stack_get). */
+    weft__hb_release(t->stack);
     weft__switch_out(t, PREV_DONE);
     weft__panic("a finished task was resumed");
 }
@@ -631,6 +638,12 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last)
 void weft__worker_loop(weft__worker *w)
 {
     weft__tls_worker = w;
+    /* A parked worker sleeps with its next timer as the futex timeout; the
+     * default 50 us timer slack would make every timer fired by an idle
+     * worker that much late. 1 ns: wake on time (restored for the thread
+     * that called weft_run when it returns). */
+    int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         void *addr;
@@ -652,6 +665,8 @@ void weft__worker_loop(weft__worker *w)
     }
     stop_spinning(w, &spinning);
     weft__fault_thread_fini(altstack);
+    if (old_slack > 0)
+        prctl(PR_SET_TIMERSLACK, (unsigned long)old_slack, 0, 0, 0);
     weft__tls_worker = NULL;
 }
 
