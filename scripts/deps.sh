@@ -48,6 +48,11 @@ weft_missing_packages() {
     [ -f /usr/include/boost/context/detail/fcontext.hpp ] || missing+=(libboost-context-dev)
     [ -f /usr/include/oneapi/tbb.h ] || [ -f /usr/include/tbb/tbb.h ] || missing+=(libtbb-dev)
     weft__have_clang_rt || missing+=("libclang-rt-$(weft__clang_major)-dev")
+    # The Tokio peer (bench/peers/tokio) builds offline with Debian's own
+    # toolchain (not a rustup one on PATH) against Debian's crate sources.
+    [ -x /usr/bin/cargo ] || missing+=(cargo)
+    [ -x /usr/bin/rustc ] || missing+=(rustc)
+    compgen -G '/usr/share/cargo/registry/tokio-1.*/Cargo.toml' >/dev/null || missing+=(librust-tokio-dev)
     echo "${missing[*]}"
 }
 
