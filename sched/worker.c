@@ -143,7 +143,11 @@ void weft__ready(weft__task *t, bool spawn_entry, bool lifo)
     uintptr_t e = weft__entry(t, spawn_entry);
     if (!spawn_entry)
         atomic_store_explicit(&t->state, T_READY, memory_order_relaxed);
-    weft__worker *pin = t->pinned_to;
+    /* A spawn entry reads pin_home, fixed before the task was published:
+     * by now the task may already be running (a closer can claim an
+     * unstarted child from its nursery's list and run it inline), and
+     * pinned_to is its own to change. */
+    weft__worker *pin = spawn_entry ? t->pin_home : t->pinned_to;
     if (pin) {
         if (pin == w && w->current != NULL) {
             pinned_push(w, e);
@@ -173,7 +177,7 @@ void weft__ready(weft__task *t, bool spawn_entry, bool lifo)
 void weft__ready_spawn(weft__task *t)
 {
     weft__worker *w = weft__self();
-    if (t->pinned_to || !w) {
+    if (t->pin_home || !w) { /* pin_home: see weft__ready */
         weft__ready(t, true, false);
         return;
     }

@@ -47,6 +47,8 @@ weft_missing_packages() {
     [ -f /usr/include/benchmark/benchmark.h ] || missing+=(libbenchmark-dev)
     [ -f /usr/include/boost/context/detail/fcontext.hpp ] || missing+=(libboost-context-dev)
     [ -f /usr/include/oneapi/tbb.h ] || [ -f /usr/include/tbb/tbb.h ] || missing+=(libtbb-dev)
+    # The OpenMP peer (bench/peers/omp_peers.cc) is built by the release
+    # tree's gcc with -fopenmp: libgomp comes with gcc, nothing to add.
     weft__have_clang_rt || missing+=("libclang-rt-$(weft__clang_major)-dev")
     # The Tokio peer (bench/peers/tokio) builds offline with Debian's own
     # toolchain (not a rustup one on PATH) against Debian's crate sources.
