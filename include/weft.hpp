@@ -41,19 +41,15 @@
  *  - std::system_error for misuse that weft reports as -EINVAL or -EPERM
  *    (e.g. a nursery opened outside a task, a bad stack size).
  *
- * Not parking inside a catch block
- * --------------------------------
+ * Parking inside a catch block, or while unwinding
+ * ------------------------------------------------
  * The C++ ABI keeps the exception being handled (and the count that
- * std::uncaught_exceptions() returns) per OS thread, and weft does not yet
- * switch that state with tasks. Do not call anything that may park inside a
- * catch block: keep std::current_exception() and act after the block. This
- * header never parks inside a catch block; a nursery destructor that waits
- * while an exception unwinds pins its task to its thread for the wait, so
- * the exception is caught on the thread that threw it. Until weft switches
- * that state, such a wait also shows in std::uncaught_exceptions() of the
- * other tasks on that thread, and a nursery destructor running there may
- * take a normal exit for unwinding (it then cancels its children and
- * reports their exception on stderr instead of rethrowing it).
+ * std::uncaught_exceptions() returns) per OS thread; weft saves and
+ * restores that state with each task at every switch. So a task may park
+ * inside a catch block and `throw;` afterwards, on whatever thread it
+ * resumes, and a destructor may park while an exception unwinds (a nursery
+ * closing during unwinding does): std::uncaught_exceptions() stays the
+ * task's own.
  */
 #ifndef WEFT_HPP
 #define WEFT_HPP
@@ -564,8 +560,6 @@ template <> class task<void> : public detail::task_base
  *    stop, as Trio does when a nursery's body raises), waits, and never
  *    throws: a child's exception is then printed on stderr and dropped,
  *    unless get() already rethrew it (it is likely the one propagating).
- *    It pins the task while it waits (see "Not parking inside a catch
- *    block" at the top).
  * Context: the task that constructed it, for close() and the destructor. */
 class nursery
 {
@@ -600,9 +594,7 @@ class nursery
         /* n_ stays valid while close waits: children may still spawn. */
         if (std::uncaught_exceptions() > uncaught_) {
             weft_nursery_cancel(n_);
-            weft_pin();
             weft_nursery_close(n_);
-            weft_unpin();
             n_ = nullptr;
             bool observed = sink_.first && sink_.first->observed.load(std::memory_order_relaxed);
             std::exception_ptr ep = sink_.take();
