@@ -38,7 +38,8 @@ WEFT__TLS weft__worker *weft__tls_worker;
 _Atomic(weft__rt *) weft__g_rt;
 
 #define RUNNEXT_STREAK_MAX 16
-#define FAIR_EVERY 61 /* the inject queue's turn, and (offset) the spawns' */
+#define FAIR_EVERY 61   /* the inject queue's turn */
+#define SPAWN_TURN 4096 /* a starved spawn's turn (power of two) */
 #define TIMER_EVERY 8
 #define SPIN_ROUNDS 64
 #define RUNNEXT_STEAL_DELAY_NS 3000
@@ -226,12 +227,16 @@ static uintptr_t take_runnext(weft__worker *w)
     }
     bool rotate = ++w->runnext_streak > RUNNEXT_STREAK_MAX ||
                   (w->rt->seeded && (weft__rand(w) & 3) == 0);
-    if (rotate && weft__runq_len(&w->runq) > 0) {
-        /* Fairness bound: a ping-ponging pair must not starve the queue. */
+    if (rotate && (weft__runq_len(&w->runq) > 0 || weft__deque_len(&w->spawnq) > 0)) {
+        /* Fairness bound: a ping-ponging pair must not starve the queue,
+         * nor unstarted spawns: with nothing else queued, the oldest spawn
+         * goes first (the pair's task waits in the run queue). */
         w->runnext_streak = 0;
         t = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acq_rel);
         if (t)
             weft__runq_push_or_overflow(w->rt, &w->runq, weft__entry(t, false));
+        if (weft__runq_len(&w->runq) <= 1)
+            return weft__deque_steal(&w->spawnq);
         return 0;
     }
     t = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acq_rel);
@@ -260,17 +265,27 @@ static weft__task *pick_local(weft__worker *w)
         uintptr_t e = 0;
         w->tick++;
         timers_tick(w);
-        /* A countdown instead of two divisions per pick: at 0 the inject
-         * queue goes first; half-way, the oldest unstarted spawn goes
-         * before resumed tasks, so a spawn storm or a chatty pair cannot
-         * hold a new task off (it starts within FAIR_EVERY ticks per spawn
-         * queued ahead of it). */
+        /* The inject queue goes first every FAIR_EVERY ticks (a countdown:
+         * no division per pick). Every SPAWN_TURN ticks, if the oldest
+         * unstarted spawn is still the one seen at the previous such turn
+         * (nothing started it meanwhile: a chatty pair or a stream of
+         * resumed tasks holds the spawns off), it goes before resumed
+         * tasks: a new task starts within 2 x SPAWN_TURN ticks per spawn
+         * queued ahead of it (and behind a chatty pair much sooner: the
+         * runnext rotation in take_runnext hands it a turn every
+         * RUNNEXT_STREAK_MAX picks). Not more often: starting old spawns
+         * before resumed tasks breaks fork-join's order (at every 61st
+         * tick, skynet took 10x as long). */
         unsigned fair = w->fair_countdown;
         w->fair_countdown = fair ? fair - 1 : FAIR_EVERY - 1;
-        if (WEFT__UNLIKELY(fair == 0))
+        if (WEFT__UNLIKELY(fair == 0)) {
             e = weft__inject_pop(rt, &w->runq);
-        else if (WEFT__UNLIKELY(fair == FAIR_EVERY / 2))
-            e = weft__deque_steal(&w->spawnq);
+        } else if (WEFT__UNLIKELY((w->tick & (SPAWN_TURN - 1)) == 0)) {
+            int64_t top = atomic_load_explicit(&w->spawnq.top, memory_order_relaxed);
+            if (top == w->spawn_top_seen && weft__deque_len(&w->spawnq) > 0)
+                e = weft__deque_steal(&w->spawnq);
+            w->spawn_top_seen = top;
+        }
         if (!weft__inbox_empty(&w->inbox))
             drain_inbox(w);
         if (!e)
