@@ -66,7 +66,6 @@ static inline uint32_t switches(weft__worker *w)
 
 static inline void took(mutex *m, weft__worker *w, weft__task *t, uint64_t id)
 {
-    weft__hb_acquire(m); /* unlock happens-before lock (for a user's TSan) */
     atomic_store_explicit(&m->owner, id, memory_order_relaxed);
     if (t) {
         atomic_store_explicit(&m->owner_worker, w->id, memory_order_relaxed);
@@ -101,7 +100,7 @@ void weft_mutex_destroy(weft_mutex *m)
         weft__misuse("weft_mutex_destroy on a mutex that is locked or waited on");
 }
 
-int weft_mutex_trylock(weft_mutex *m)
+static inline __attribute__((always_inline)) int trylock_impl(weft_mutex *m)
 {
     mutex *x = priv(m);
     unsigned zero = 0;
@@ -126,7 +125,7 @@ static bool try_grab(mutex *x)
     return false;
 }
 
-int weft_mutex_lock(weft_mutex *m)
+static inline __attribute__((always_inline)) int lock_impl(weft_mutex *m)
 {
     mutex *x = priv(m);
     weft__worker *w = weft__self();
@@ -204,7 +203,7 @@ int weft_mutex_lock(weft_mutex *m)
     }
 }
 
-void weft_mutex_unlock(weft_mutex *m)
+static inline __attribute__((always_inline)) void unlock_impl(weft_mutex *m)
 {
     mutex *x = priv(m);
     weft__task *t = weft__current();
@@ -215,7 +214,6 @@ void weft_mutex_unlock(weft_mutex *m)
     }
     if (t)
         t->locks_held--;
-    weft__hb_release(x);
     atomic_store_explicit(&x->owner, 0, memory_order_relaxed);
     unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
     /* release: the critical section happens-before the next lock. No
@@ -251,4 +249,36 @@ void weft_mutex_unlock(weft_mutex *m)
     weft__spin_unlock(&x->lock);
     if (w)
         weft__parker_finish(w->p); /* it competes for the mutex again */
+}
+
+/* The public calls. For a user's ThreadSanitizer (internal.h, weft__hb_*)
+ * unlock happens-before the next lock; the annotated path is a branch of
+ * its own at the entry, so the uncontended fast path keeps its code. */
+int weft_mutex_trylock(weft_mutex *m)
+{
+    if (WEFT__UNLIKELY(weft__tsan_hb)) {
+        int r = trylock_impl(m);
+        if (r == 0)
+            weft__hb_acquire_slow(priv(m));
+        return r;
+    }
+    return trylock_impl(m);
+}
+
+int weft_mutex_lock(weft_mutex *m)
+{
+    if (WEFT__UNLIKELY(weft__tsan_hb)) {
+        int r = lock_impl(m);
+        if (r == 0)
+            weft__hb_acquire_slow(priv(m));
+        return r;
+    }
+    return lock_impl(m);
+}
+
+void weft_mutex_unlock(weft_mutex *m)
+{
+    if (WEFT__UNLIKELY(weft__tsan_hb))
+        weft__hb_release_slow(priv(m));
+    unlock_impl(m);
 }
