@@ -16,16 +16,6 @@ static atomic_long parked, woken;
 static weft_event go = WEFT_EVENT_INIT;
 static long want;
 
-static long rss_bytes(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    CHECK_EQ(fscanf(f, "%ld %ld", &pages, &resident), 2);
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
 static int waiter(void *arg)
 {
     (void)arg;
@@ -38,24 +28,24 @@ static int waiter(void *arg)
 static int root(void *arg)
 {
     (void)arg;
-    long before = rss_bytes();
+    long before = test_rss_bytes();
     weft_nursery *n;
     CHECK_OK(weft_nursery_open(&n));
     for (long i = 0; i < want; i++)
         CHECK_OK(weft_spawn(n, waiter, NULL));
     while (atomic_load(&parked) < want)
         CHECK_OK(weft_sleep(test_ms(1)));
-    long peak = rss_bytes();
+    long peak = test_rss_bytes();
     weft_event_set(&go);
     CHECK_OK(weft_nursery_close(n));
     CHECK_EQ(atomic_load(&woken), want);
 
     long bound = before + 64L * 1024 * 1024 + want * 640;
     int64_t t0 = weft_now();
-    long now_rss = rss_bytes();
+    long now_rss = test_rss_bytes();
     while (now_rss > bound && weft_now() - t0 < 20LL * 1000000000) {
         CHECK_OK(weft_sleep(100 * 1000000));
-        now_rss = rss_bytes();
+        now_rss = test_rss_bytes();
     }
     weft_stats st;
     weft_stats_get(&st);

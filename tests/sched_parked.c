@@ -25,16 +25,6 @@ static long minor_faults(void)
     return ru.ru_minflt;
 }
 
-static long rss_bytes(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    CHECK_EQ(fscanf(f, "%ld %ld", &pages, &resident), 2);
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
 static long count_maps(void)
 {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -61,14 +51,14 @@ static int root(void *arg)
     (void)arg;
     weft_nursery *n;
     CHECK_OK(weft_nursery_open(&n));
-    rss_before = rss_bytes();
+    rss_before = test_rss_bytes();
     flt_before = minor_faults();
     for (long i = 0; i < want; i++)
         CHECK_OK(weft_spawn(n, waiter, NULL));
     while (atomic_load(&parked) < want)
         CHECK_OK(weft_sleep(test_ms(1)));
     CHECK_OK(weft_sleep(test_ms(10)));
-    rss_parked = rss_bytes();
+    rss_parked = test_rss_bytes();
     flt_parked = minor_faults();
     maps_parked = count_maps();
     weft_stats st;

@@ -13,16 +13,6 @@
 static weft_event never;
 static atomic_int cancelled;
 
-static long rss_bytes(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    CHECK_EQ(fscanf(f, "%ld %ld", &pages, &resident), 2);
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
 static int parked_child(void *arg)
 {
     (void)arg;
@@ -43,12 +33,12 @@ static int root(void *arg)
     long before = 0;
     for (long i = 0; i < rounds; i++) {
         if (i == rounds / 10)
-            before = rss_bytes(); /* after warm-up */
+            before = test_rss_bytes(); /* after warm-up */
         weft_nursery_set_deadline(n, weft_now() + 10LL * 1000000000);
         if (i % 1024 == 0)
             CHECK_OK(weft_yield());
     }
-    long grown = rss_bytes() - before;
+    long grown = test_rss_bytes() - before;
     printf("structured_watch: %ld extensions, RSS grew %ld KiB\n", rounds, grown / 1024);
     if (!test_sanitized())
         CHECK(grown < 1024 * 1024);

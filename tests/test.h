@@ -165,6 +165,17 @@ static inline bool test_case_selected(const char *name)
     } while (0)
 
 /* Runs fn under a fresh runtime with `workers` workers; returns its result. */
+/* The process's resident set in bytes (/proc/self/statm). */
+static inline long test_rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    CHECK(f != NULL);
+    CHECK_EQ(fscanf(f, "%ld %ld", &pages, &resident), 2);
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
 static inline int test_run(unsigned workers, weft_fn fn, void *arg)
 {
     weft_config cfg;
