@@ -42,8 +42,14 @@ __attribute__((noinline)) static long fib_serial(int n)
 }
 
 // Tasks spawned (two per forking call) and leaves of fib(n) with the cutoff.
-constexpr long fib_tasks(int n) { return n < kFibCutoff ? 0 : 2 + fib_tasks(n - 1) + fib_tasks(n - 2); }
-constexpr long fib_leaves(int n) { return n < kFibCutoff ? 1 : fib_leaves(n - 1) + fib_leaves(n - 2); }
+constexpr long fib_tasks(int n)
+{
+    return n < kFibCutoff ? 0 : 2 + fib_tasks(n - 1) + fib_tasks(n - 2);
+}
+constexpr long fib_leaves(int n)
+{
+    return n < kFibCutoff ? 1 : fib_leaves(n - 1) + fib_leaves(n - 2);
+}
 static_assert(fib_tasks(kFibN) == 21890, "fib30c12 task count");
 static_assert(fib_leaves(kFibN) == 10946, "fib30c12 leaf count");
 
@@ -144,7 +150,8 @@ static inline uint64_t mandel_sum(const uint16_t *img)
 // ---- timing ----------------------------------------------------------------
 static inline double now_s()
 {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 
 // CPU time of the whole process (every thread), seconds.

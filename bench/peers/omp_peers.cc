@@ -138,6 +138,10 @@ BENCHMARK(BM_omp_fib30c12)
     ->UseManualTime();
 BENCHMARK(BM_omp_fib30c12_cost)->Unit(benchmark::kMicrosecond)->UseManualTime();
 BENCHMARK(BM_omp_qsort)->ArgName("threads")->Arg(2)->Unit(benchmark::kMillisecond)->UseManualTime();
-BENCHMARK(BM_omp_mandel)->ArgName("threads")->Arg(2)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_omp_mandel)
+    ->ArgName("threads")
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
 
 BENCHMARK_MAIN();

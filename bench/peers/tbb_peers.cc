@@ -216,7 +216,11 @@ BENCHMARK(BM_tbb_fib30c12)
     ->UseManualTime();
 BENCHMARK(BM_tbb_fib30c12_cost)->Unit(benchmark::kMicrosecond)->UseManualTime();
 BENCHMARK(BM_tbb_qsort)->ArgName("threads")->Arg(2)->Unit(benchmark::kMillisecond)->UseManualTime();
-BENCHMARK(BM_tbb_mandel)->ArgName("threads")->Arg(2)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_tbb_mandel)
+    ->ArgName("threads")
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
 BENCHMARK(BM_tbb_fib)
     ->ArgName("threads")
     ->Arg(1)
