@@ -15,6 +15,8 @@
  */
 #include <weft.h>
 
+#include "run_cache.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +33,6 @@ static weft_waitgroup parked = WEFT_WAITGROUP_INIT;
 static long rss_pre, rss_peak, rss_join, rss_after[SAMPLES + 1];
 static double park_ms, join_ms;
 
-static long rss_bytes(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2) {
-        fprintf(stderr, "burst_rss: cannot read /proc/self/statm\n");
-        exit(1);
-    }
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
 static double mib(long bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
 static int waiter(void *arg)
@@ -57,7 +47,7 @@ static int root(void *arg)
     (void)arg;
     weft_nursery *n;
     weft_waitgroup_add(&parked, BURST_TASKS);
-    rss_pre = rss_bytes();
+    rss_pre = bench_rss_bytes("burst_rss");
     int64_t t0 = weft_now();
     int rc = weft_nursery_open(&n);
     if (rc)
@@ -74,13 +64,13 @@ static int root(void *arg)
         fprintf(stderr, "burst_rss: the burst did not park: %d\n", rc);
     int64_t t1 = weft_now();
     weft_sleep(20000000); /* the last task counted itself just before parking */
-    rss_peak = rss_bytes();
+    rss_peak = bench_rss_bytes("burst_rss");
 
     int64_t t2 = weft_now();
     weft_event_set(&release);
     int rc2 = weft_nursery_close(n);
     int64_t tj = weft_now();
-    rss_join = rss_bytes();
+    rss_join = bench_rss_bytes("burst_rss");
     park_ms = (double)(t1 - t0) / 1e6;
     join_ms = (double)(tj - t2) / 1e6;
     if (rc || rc2)
@@ -89,7 +79,7 @@ static int root(void *arg)
     for (int k = 1; k <= SAMPLES; k++) {
         if ((rc = weft_sleep_until(tj + k * SAMPLE_NS)) != 0)
             return rc;
-        rss_after[k] = rss_bytes();
+        rss_after[k] = bench_rss_bytes("burst_rss");
     }
     return 0;
 }

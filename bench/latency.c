@@ -63,6 +63,8 @@
 #define _GNU_SOURCE
 #include <weft.h>
 
+#include "run_cache.h"
+
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -488,57 +490,6 @@ static void *watchdog(void *arg)
     _exit(1);
 }
 
-/* ---- the cache (as bench/parked_rss.c) ------------------------------------ */
-
-static void cache_path(char *out, size_t size, struct stat *exe)
-{
-    char buf[4096];
-    ssize_t len = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    out[0] = '\0';
-    if (len <= 0 || stat("/proc/self/exe", exe) != 0)
-        return;
-    buf[len] = '\0';
-    char *slash = strrchr(buf, '/');
-    if (!slash)
-        return;
-    *slash = '\0';
-    int w = snprintf(out, size, "%s/latency-%s-%uw.cache", buf, mode_name[mode], workers);
-    if (w < 0 || (size_t)w >= size)
-        out[0] = '\0';
-}
-
-static int cache_read(const char *path, const struct stat *exe, const char *run_id, figures *out)
-{
-    struct stat st;
-    if (stat(path, &st) != 0 || st.st_mtim.tv_sec < exe->st_mtim.tv_sec ||
-        (st.st_mtim.tv_sec == exe->st_mtim.tv_sec && st.st_mtim.tv_nsec < exe->st_mtim.tv_nsec))
-        return -1;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char id[256];
-    figures fig;
-    int ok = fscanf(f, "run=%255s n=%ld p50=%lf p99=%lf", id, &fig.n, &fig.p50_us, &fig.p99_us) ==
-             4;
-    fclose(f);
-    if (!ok || strcmp(id, run_id) != 0 || fig.n != n_samples)
-        return -1;
-    *out = fig;
-    return 0;
-}
-
-static void cache_write(const char *path, const char *run_id, const figures *fig)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return;
-    fprintf(f, "run=%s n=%ld p50=%.6f p99=%.6f\n", run_id, fig->n, fig->p50_us, fig->p99_us);
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        unlink(tmp);
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: latency [--cached] timer|spawn|ramp WORKERS [p50|p99]\n");
@@ -574,15 +525,16 @@ int main(int argc, char **argv)
     int is_quick = quick && strcmp(quick, "1") == 0;
     n_samples = mode == M_RAMP ? (is_quick ? 10 : 50) : (is_quick ? 200 : 1000);
 
-    const char *run_id = getenv("WEFT_BENCH_RUN_ID");
-    if (run_id && (!*run_id || strlen(run_id) > 255 || strpbrk(run_id, " \t\n")))
-        run_id = NULL;
-    char path[4096];
+    const char *run_id = bench_run_id();
+    char path[4096], file[64];
     struct stat exe;
-    cache_path(path, sizeof path, &exe);
+    snprintf(file, sizeof file, "latency-%s-%uw.cache", mode_name[mode], workers);
+    bench_cache_path(path, sizeof path, &exe, file);
 
     figures fig;
-    if (cached && run_id && path[0] && cache_read(path, &exe, run_id, &fig) == 0) {
+    double v[2];
+    if (cached && run_id && path[0] && bench_cache_read(path, &exe, run_id, n_samples, v, 2) == 0) {
+        fig = (figures){n_samples, v[0], v[1]};
         fprintf(stderr, "latency: figures of this bench run (%s) from %s\n", run_id, path);
     } else {
         pthread_t wd;
@@ -631,7 +583,7 @@ int main(int argc, char **argv)
         fig = measured;
         /* A short measurement is reported but not handed to the next row. */
         if (run_id && path[0] && n_taken == n_samples)
-            cache_write(path, run_id, &fig);
+            bench_cache_write(path, run_id, fig.n, (double[]){fig.p50_us, fig.p99_us}, 2);
     }
 
     for (int k = 0; k < 2; k++) {

@@ -28,6 +28,8 @@
  */
 #include <weft.h>
 
+#include "run_cache.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,18 +51,6 @@ static weft_event release = WEFT_EVENT_INIT;
 static weft_waitgroup parked = WEFT_WAITGROUP_INIT;
 static long n_tasks;
 static figures measured;
-
-static long rss_bytes(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2) {
-        fprintf(stderr, "parked_rss: cannot read /proc/self/statm\n");
-        exit(1);
-    }
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
 
 static long minor_faults(void)
 {
@@ -85,7 +75,7 @@ static int root(void *arg)
         return rc;
     weft_waitgroup_add(&parked, (int)n_tasks);
 
-    long rss0 = rss_bytes(), flt0 = minor_faults();
+    long rss0 = bench_rss_bytes("parked_rss"), flt0 = minor_faults();
     int64_t t0 = weft_now();
     long spawned = 0;
     for (; spawned < n_tasks; spawned++)
@@ -105,7 +95,7 @@ static int root(void *arg)
     int64_t t1 = weft_now();
     /* The last task counted itself just before parking: let it get there. */
     weft_sleep(20000000);
-    long rss1 = rss_bytes(), flt1 = minor_faults();
+    long rss1 = bench_rss_bytes("parked_rss"), flt1 = minor_faults();
 
     measured.n = n_tasks;
     measured.time_ms = (double)(t1 - t0) / 1e6;
@@ -119,57 +109,6 @@ static int root(void *arg)
     weft_event_set(&release);
     int rc2 = weft_nursery_close(n);
     return rc ? rc : rc2;
-}
-
-/* The cache file next to the executable; "" if the executable is unknown. */
-static void cache_path(char *out, size_t size, struct stat *exe)
-{
-    char buf[4096];
-    ssize_t len = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    out[0] = '\0';
-    if (len <= 0 || stat("/proc/self/exe", exe) != 0)
-        return;
-    buf[len] = '\0';
-    char *slash = strrchr(buf, '/');
-    if (!slash)
-        return;
-    *slash = '\0';
-    int w = snprintf(out, size, "%s/parked_rss.cache", buf);
-    if (w < 0 || (size_t)w >= size)
-        out[0] = '\0';
-}
-
-static int cache_read(const char *path, const struct stat *exe, const char *run_id, figures *out)
-{
-    struct stat st;
-    if (stat(path, &st) != 0 || st.st_mtim.tv_sec < exe->st_mtim.tv_sec ||
-        (st.st_mtim.tv_sec == exe->st_mtim.tv_sec && st.st_mtim.tv_nsec < exe->st_mtim.tv_nsec))
-        return -1;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char id[256];
-    figures fig;
-    int ok = fscanf(f, "run=%255s n=%ld time_ms=%lf rss=%lf faults=%lf", id, &fig.n, &fig.time_ms,
-                    &fig.rss_per_task, &fig.faults_per_task) == 5;
-    fclose(f);
-    if (!ok || strcmp(id, run_id) != 0 || fig.n != n_tasks)
-        return -1;
-    *out = fig;
-    return 0;
-}
-
-static void cache_write(const char *path, const char *run_id, const figures *fig)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return;
-    fprintf(f, "run=%s n=%ld time_ms=%.6f rss=%.6f faults=%.6f\n", run_id, fig->n, fig->time_ms,
-            fig->rss_per_task, fig->faults_per_task);
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        unlink(tmp);
 }
 
 int main(int argc, char **argv)
@@ -192,15 +131,15 @@ int main(int argc, char **argv)
     const char *quick = getenv("WEFT_BENCH_QUICK");
     n_tasks = quick && strcmp(quick, "1") == 0 ? 100000 : 1000000;
 
-    const char *run_id = getenv("WEFT_BENCH_RUN_ID");
-    if (run_id && (!*run_id || strlen(run_id) > 255 || strpbrk(run_id, " \t\n")))
-        run_id = NULL; /* not something the cache file can carry */
+    const char *run_id = bench_run_id();
     char path[4096];
     struct stat exe;
-    cache_path(path, sizeof path, &exe);
+    bench_cache_path(path, sizeof path, &exe, "parked_rss.cache");
 
     figures fig;
-    if (cached && run_id && path[0] && cache_read(path, &exe, run_id, &fig) == 0) {
+    double v[3];
+    if (cached && run_id && path[0] && bench_cache_read(path, &exe, run_id, n_tasks, v, 3) == 0) {
+        fig = (figures){n_tasks, v[0], v[1], v[2]};
         fprintf(stderr, "parked_rss: figures of this bench run (%s) from %s\n", run_id, path);
     } else {
         weft_config cfg = {0};
@@ -212,7 +151,8 @@ int main(int argc, char **argv)
         }
         fig = measured;
         if (run_id && path[0])
-            cache_write(path, run_id, &fig);
+            bench_cache_write(path, run_id, fig.n,
+                              (double[]){fig.time_ms, fig.rss_per_task, fig.faults_per_task}, 3);
     }
 
     for (int k = 0; k < 3; k++) {
