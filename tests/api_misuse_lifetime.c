@@ -13,8 +13,6 @@
  */
 #include "test.h"
 
-#include <sys/wait.h>
-
 static int recv_parked(void *arg)
 {
     weft_chan *c = arg;
@@ -65,38 +63,15 @@ static int relock(void *arg)
     return 0;
 }
 
-static char *in_child(weft_fn fn, int *status)
-{
-    int p[2];
-    CHECK_OK(pipe(p));
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        _exit(test_run(2, fn, NULL) == 0 ? 0 : 3);
-    }
-    close(p[1]);
-    static char buf[8192];
-    size_t len = 0;
-    ssize_t r;
-    while ((r = read(p[0], buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)r;
-    buf[len] = 0;
-    close(p[0]);
-    CHECK_EQ(waitpid(pid, status, 0), pid);
-    return buf;
-}
-
 int main(void)
 {
     test_watchdog(50);
     int st;
-    char *err = in_child(chan_free_parked, &st);
+    char *err = test_run_in_child(2, chan_free_parked, NULL, &st);
     fprintf(stderr, "chan_free child said: %s\n", err);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(strstr(err, "weft_chan_free while tasks") != NULL);
-    err = in_child(use_after_close, &st);
+    err = test_run_in_child(2, use_after_close, NULL, &st);
     fprintf(stderr, "use-after-close child said: %s\n", err);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(strstr(err, "weft_spawn into a nursery that is not open") != NULL);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A failure prints the scheduling seed: WEFT_SEED=<it> replays the
@@ -165,6 +166,37 @@ static inline bool test_case_selected(const char *name)
     } while (0)
 
 /* Runs fn under a fresh runtime with `workers` workers; returns its result. */
+/* Runs fn as the root task of a runtime with `workers` workers in a forked
+ * child, its stderr captured; env ("NAME=VALUE", or NULL) is set in the
+ * child first. The child exits 0 if the run returned 0, else 3, unless it
+ * dies first. Returns the child's stderr (a static buffer); *status gets
+ * waitpid's status. */
+static inline int test_run(unsigned workers, weft_fn fn, void *arg);
+static inline char *test_run_in_child(unsigned workers, weft_fn fn, const char *env, int *status)
+{
+    int p[2];
+    CHECK_OK(pipe(p));
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        if (env)
+            putenv((char *)env);
+        _exit(test_run(workers, fn, NULL) == 0 ? 0 : 3);
+    }
+    close(p[1]);
+    static char buf[8192];
+    size_t len = 0;
+    ssize_t r;
+    while ((r = read(p[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = 0;
+    close(p[0]);
+    CHECK_EQ(waitpid(pid, status, 0), pid);
+    return buf;
+}
+
 /* The process's resident set in bytes (/proc/self/statm). */
 static inline long test_rss_bytes(void)
 {
