@@ -643,7 +643,12 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last)
              * queue). Work queued behind it can only move if another
              * worker steals it: wake one. */
             int64_t next = atomic_load_explicit(&w->timer_next, memory_order_relaxed);
-            if (next != WEFT_FOREVER && next <= weft__now())
+            /* Only where another worker can run what it wakes (it goes to
+             * the inject queue): with one worker nobody could, and firing
+             * some of the worker's timers here while the worker fires the
+             * rest into its own run queue would run them out of deadline
+             * order. The worker fires its own at its next scheduling tick. */
+            if (rt->nworkers > 1 && next != WEFT_FOREVER && next <= weft__now())
                 weft__timers_run(w, weft__now());
             if (weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
                 atomic_load_explicit(&w->runnext, memory_order_relaxed))
