@@ -9,13 +9,12 @@
  * and the installed library still works inside a user's own ASan/TSan build,
  * where the sanitizer runtime defines them.
  *
- * TSan fibers: in a user's TSan build against the uninstrumented library
- * they switch with no_sync, and weft gives TSan the edges it guarantees
- * explicitly (internal.h, weft__hb_*). In weft's own TSan build they switch
- * with sync (see weft__fiber_before), so one worker's tasks are ordered by
- * their switches; races between tasks on different workers are still
- * found, because the runtime's hand-offs (queues, wakes) are C11 atomics
- * that TSan models there.
+ * TSan fibers: in a user's TSan build against the uninstrumented library,
+ * and in weft's own TSan build (which leaves the library uninstrumented in
+ * the same way, see CMakeLists.txt), they switch with no_sync, and weft gives TSan the
+ * edges it guarantees explicitly (internal.h, weft__hb_*). Only the
+ * WEFT_TSAN_RUNTIME=full build, which instruments the runtime's own
+ * accesses, switches with sync (see weft__fiber_before).
  */
 #include "internal.h"
 
@@ -48,9 +47,25 @@ extern void __tsan_release(void *addr) __attribute__((weak));
  * from plain threads) are annotated too. */
 __attribute__((constructor)) static void hb_init(void)
 {
-#ifndef WEFT__TSAN
+#if !defined(WEFT__TSAN) || !defined(WEFT_TSAN_FULL)
     weft__tsan_hb = __tsan_acquire != NULL && __tsan_release != NULL;
 #endif
+}
+
+extern void AnnotateBenignRaceSized(const char *file, int line, const volatile void *mem, long size,
+                                    const char *description) __attribute__((weak));
+
+/* A worker thread's errno is shared by every task that runs on it, one
+ * after another; no_sync switches leave those tasks unordered, so TSan
+ * would report a task's `errno = 0` (or libstdc++'s errno save in
+ * std::stol) against the previous task's. Thread-local storage has no
+ * other user on a worker, and TSan has no call that resets a range's
+ * history, so the worker's errno is declared benign. */
+void weft__hb_worker_start(void)
+{
+    if (weft__tsan_hb && AnnotateBenignRaceSized)
+        AnnotateBenignRaceSized(__FILE__, __LINE__, &errno, sizeof errno,
+                                "errno: shared by the tasks of one weft worker");
 }
 
 void weft__hb_release_slow(const void *addr) { __tsan_release((void *)addr); }
@@ -158,16 +173,28 @@ NO_SANITIZE void weft__fiber_before_slow(weft__worker *w, weft__task *from_task,
         size_t size = to_task ? to_task->stk_size : w->sched_stack_size;
         __sanitizer_start_switch_fiber(save, bottom, size);
     }
+    if (from_dying && weft__tsan_hb) {
+        /* The last thing a finished task's fiber does: everything it did,
+         * including the runtime's own calls on its stack (clock_gettime's
+         * result, a stack descriptor's calloc), happens-before the stack's
+         * and the task record's reuse (acquired in after_switch's PREV_DONE
+         * and weft__stack_get) and the runtime's teardown (acquired at the
+         * end of weft__worker_loop). */
+        __tsan_release(from_task);
+        if (from_task->stack)
+            __tsan_release(from_task->stack);
+        __tsan_release(w->rt);
+    }
     if (__tsan_switch_to_fiber) {
         void *f = to_task ? to_task->tsan_fiber : w->sched_tsan_fiber;
-        /* In a user's TSan build against this uninstrumented library,
-         * switch without synchronising (flag 1, no_sync): tasks that merely
-         * ran one after another on a worker are not ordered, so races
-         * between them are found, and the edges weft does guarantee are
-         * given explicitly (weft__hb_*). The library's own TSan build keeps
-         * the sync switch: there every worker-private field (caches, queue
-         * ends, the previous task) is touched by whichever fiber runs on the
-         * worker, and the only edge TSan could take for them is this one. */
+        /* Where the library's accesses are not instrumented, switch
+         * without synchronising (flag 1, no_sync): tasks that merely ran one
+         * after another on a worker are not ordered, so races between them
+         * are found, and the edges weft does guarantee are given explicitly
+         * (weft__hb_*). The WEFT_TSAN_RUNTIME=full build keeps the sync
+         * switch: there every worker-private field (caches, queue ends, the
+         * previous task) is touched by whichever fiber runs on the worker,
+         * and the only edge TSan could take for them is this one. */
         __tsan_switch_to_fiber(f, weft__tsan_hb ? 1u : 0u);
     }
 }

@@ -122,6 +122,7 @@ static inline void weft__test_delay(int point)
  * instrumented build of weft itself they stay off: TSan sees the atomics.
  * Off, each costs a load and a predicted branch. */
 extern WEFT__HIDDEN bool weft__tsan_hb;
+WEFT__HIDDEN void weft__hb_worker_start(void);
 WEFT__HIDDEN void weft__hb_release_slow(const void *addr);
 WEFT__HIDDEN void weft__hb_acquire_slow(const void *addr);
 static inline void weft__hb_release(const void *addr)

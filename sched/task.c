@@ -47,6 +47,7 @@ static void slab_new(weft__worker *w)
     rt->slabs[rt->nslabs++] = slab;
     pthread_mutex_unlock(&rt->pool_lock);
     for (int i = SLAB_TASKS - 1; i >= 0; i--) {
+        weft__hb_release(&slab[i]); /* TSan: the memset before any use */
         slab[i].next = w->tcb_cache;
         w->tcb_cache = &slab[i];
     }
@@ -74,6 +75,8 @@ weft__task *weft__task_alloc(weft__worker *w)
     weft__task *t = w->tcb_cache;
     w->tcb_cache = t->next;
     w->tcb_cache_n--;
+    /* TSan: the record's last user happens-before its reuse (tcb_free). */
+    weft__hb_acquire(t);
     /* The atomics at the front are reset one by one (other threads may read
      * them: a stale waker, a mutex's spin check); wstate keeps its
      * generation so that stale tokens never match. */
@@ -101,6 +104,7 @@ weft__task *weft__task_alloc(weft__worker *w)
 static void tcb_free(weft__task *t)
 {
     weft__worker *w = weft__self();
+    weft__hb_acquire(t); /* the other side of weft__task_release's race */
     if (t->keys_ext) {
         free(t->keys_ext);
         t->keys_ext = NULL;
@@ -139,11 +143,13 @@ void weft__task_release(weft__task *t, unsigned bit)
     if (bit) {
         /* acq_rel: the last of DONE/DEQUEUED frees, after the other side's
          * last access. */
+        weft__hb_release(t); /* TSan's view of the acq_rel below */
         unsigned prev = atomic_fetch_or_explicit(&t->life, bit, memory_order_acq_rel);
         if (!(prev & L_DEQUEUED))
             return;
     }
     tcb_free(t);
+    weft__hb_release(t); /* paired in weft__task_alloc */
 }
 
 void weft__task_free_all(weft__rt *rt)

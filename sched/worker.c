@@ -385,7 +385,10 @@ static void after_switch(weft__worker *w)
         break;
     }
     case PREV_DONE:
+        /* TSan: the finished fiber's release (weft__fiber_before_slow). */
+        weft__hb_acquire(p);
         if (p->stack) {
+            weft__hb_acquire(p->stack);
             weft__stack_put(w, p->stack);
             p->stack = NULL;
         }
@@ -448,9 +451,8 @@ void weft__task_entry(void)
     t->entry_frame = __builtin_frame_address(0);
     int r = t->fn(t->arg);
     weft__task_finish(t, r);
-    /* In this task's own fiber: its use of the stack happens-before the
-     * next task's (for a user's TSan; paired in weft__stack_get). */
-    weft__hb_release(t->stack);
+    /* For TSan, this fiber's use of the stack happens-before the next
+     * task's: released as the fiber's last act (weft__fiber_before_slow). */
     weft__switch_out(t, PREV_DONE);
     weft__panic("a finished task was resumed");
 }
@@ -679,6 +681,7 @@ void weft__worker_loop(weft__worker *w)
         pthread_attr_destroy(&attr);
     }
     w->sched_tsan_fiber = weft__fiber_current();
+    weft__hb_worker_start();
     void *altstack = weft__fault_thread_init();
     bool spinning = false;
     for (;;) {
@@ -688,6 +691,9 @@ void weft__worker_loop(weft__worker *w)
         run_task(w, t);
     }
     stop_spinning(w, &spinning);
+    /* TSan: every finished task's fiber happens-before the teardown that
+     * follows the join of this thread (weft__fiber_before_slow). */
+    weft__hb_acquire(w->rt);
     weft__fault_thread_fini(altstack);
     if (old_slack > 0)
         prctl(PR_SET_TIMERSLACK, (unsigned long)old_slack, 0, 0, 0);

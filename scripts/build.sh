@@ -2,13 +2,16 @@
 # scripts/build.sh - the build trees shared by tests/run and bench/run.
 #
 #   . scripts/build.sh
-#   weft_build release|asan|tsan     configure (if needed) and build
+#   weft_build release|asan|tsan|tsan-full   configure (if needed) and build
 #                                    build/<name>; returns non-zero on failure
 #
 # Expects to be run from the repository root.
 #   release: gcc,   Release,        -Werror, tests + bench + examples
 #   asan:    clang, RelWithDebInfo, address+undefined, tests + examples
 #   tsan:    clang, RelWithDebInfo, thread,            tests + examples
+#            (library uninstrumented, no_sync fibers: the user's view)
+#   tsan-full: as tsan, library instrumented too, sync fibers (the
+#            runtime's own accesses checked)
 
 WEFT_JOBS=${WEFT_JOBS:-2}
 
@@ -19,11 +22,12 @@ weft_config_args() {
             "-DCMAKE_BUILD_TYPE=Release -DWEFT_WERROR=ON -DWEFT_SANITIZE=" \
             "-DWEFT_BUILD_TESTS=ON -DWEFT_BUILD_BENCH=ON -DWEFT_BUILD_EXAMPLES=ON"
         ;;
-    asan | tsan)
-        local san=address
-        [ "$1" = tsan ] && san=thread
+    asan | tsan | tsan-full)
+        local san=address tsan_rt=user
+        [ "$1" = asan ] || san=thread
+        [ "$1" = tsan-full ] && tsan_rt=full
         echo "-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" \
-            "-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=$san" \
+            "-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=$san -DWEFT_TSAN_RUNTIME=$tsan_rt" \
             "-DWEFT_BUILD_TESTS=ON -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_EXAMPLES=ON" \
             "-DWEFT_TEST_SCALE=0.3"
         ;;
