@@ -1,84 +1,68 @@
 /*
- * blocking.c - weft_blocking: run known-blocking work off the workers.
+ * blocking.c - weft_blocking: a blocking call that costs a function call,
+ * and a worker hand-off for the calls that last.
  *
- * A bounded pool of plain threads (rt->blocking_cap, 64 by default), started
- * on demand and kept until the runtime ends. Jobs live on the calling task's
- * stack: the task always waits for a job that has started, so the job (and
- * the arg it points to) stays valid. Job states move QUEUED -> RUNNING ->
- * DONE under the pool mutex; a cancel that wins while the job is QUEUED
- * removes it, so fn never runs.
+ * The call runs fn on the calling worker's own OS thread, on that thread's
+ * own (large) stack: below the scheduler context, which is suspended while
+ * any task runs on the worker, so that stack is free. No queue, no futex,
+ * no other thread. What it costs is Go's entersyscall bargain: while fn
+ * runs, the worker's queues, timers and pinned-free work wait, unless
+ * somebody takes them. So:
+ *
+ *  - on entry, work already queued on the worker wakes an idle worker that
+ *    can steal it (weft__wake_idle);
+ *  - w->bcall says the worker is in a call, with a sequence number per
+ *    call; the monitor looks every SYSMON tick (0.25 ms while a call is in
+ *    progress) and, when it sees the same call twice and the worker has
+ *    work (queued tasks, armed timers, or the inject queue while no worker
+ *    is idle), it hands the worker to another OS thread: an idle spare, or
+ *    a new one within the cap (weft_config.blocking_threads). One CAS on
+ *    w->bcall (IN_CALL -> HANDED) decides against the caller's own CAS
+ *    (IN_CALL -> IDLE) when fn returns, so exactly one side keeps w.
+ *  - a caller that lost w finishes its call off the worker: the task
+ *    switches to its thread's own scheduler context (weft__tls_thr, not the
+ *    worker's), which requeues it as a plain thread would, and the thread
+ *    becomes a spare.
+ *
+ * A worker with pinned tasks is never handed off: they are tied to its
+ * thread, so they wait for the call (API.md). Spare threads and hand-offs
+ * are counted in the stats' monitor figures by the deadlock check only as
+ * threads of weft's own.
  */
 #include "internal.h"
 
 #include <signal.h>
 
 WEFT__TLS weft__task *weft__tls_blocking_for;
-
-enum { J_QUEUED, J_RUNNING, J_DONE };
-
-typedef struct job {
-    weft_fn fn;
-    void *arg;
-    weft__task *task;
-    uint64_t token;
-    int state;
-    int result;
-    struct job *next;
-} job;
+atomic_bool weft__monitor_napping;
+void (*weft__monitor_poke)(void);
 
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    job *head, *tail;
-    unsigned nthreads, idle, cap;
-    bool stop;
+    weft__worker **assign; /* workers handed off, waiting for a spare */
+    unsigned nassign;
+    unsigned idle;     /* spares waiting for a worker */
+    unsigned cap;      /* threads weft may start for hand-offs */
+    unsigned nthreads; /* started so far */
     pthread_t *threads;
-} pool;
+    bool stop;
+    atomic_uint handed_calls; /* calls still running on threads that lost their worker */
+} spares;
 
-static void *pool_thread(void *arg)
-{
-    pool *p = arg;
-    weft__thread_block_sigpipe();
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->head && !p->stop) {
-            p->idle++;
-            pthread_cond_wait(&p->cv, &p->mu);
-            p->idle--;
-        }
-        if (!p->head)
-            break;
-        job *j = p->head;
-        p->head = j->next;
-        if (!p->head)
-            p->tail = NULL;
-        j->state = J_RUNNING;
-        pthread_mutex_unlock(&p->mu);
-        weft__tls_blocking_for = j->task;
-        int r = weft__call_fenced(j->fn, j->arg);
-        weft__tls_blocking_for = NULL;
-        pthread_mutex_lock(&p->mu);
-        j->result = r;
-        j->state = J_DONE;
-        /* Copy before unlocking: once DONE is visible the job may be gone. */
-        weft__task *t = j->task;
-        uint64_t tok = j->token;
-        pthread_mutex_unlock(&p->mu);
-        weft__wake(t, tok, W_WOKEN);
-        pthread_mutex_lock(&p->mu);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
+static spares *sp_of(weft__rt *rt) { return rt->blocking; }
 
 int weft__blocking_init(weft__rt *rt)
 {
-    pool *p = calloc(1, sizeof *p);
+    spares *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
     p->cap = rt->blocking_cap;
-    p->threads = calloc(p->cap, sizeof *p->threads);
-    if (!p->threads) {
+    p->threads = calloc(p->cap ? p->cap : 1, sizeof *p->threads);
+    p->assign = calloc(rt->nworkers, sizeof *p->assign);
+    if (!p->threads || !p->assign) {
+        free(p->threads);
+        free(p->assign);
         free(p);
         return -ENOMEM;
     }
@@ -88,97 +72,202 @@ int weft__blocking_init(weft__rt *rt)
     return 0;
 }
 
-bool weft__blocking_busy(weft__rt *rt, unsigned *threads)
+void weft__spares_stop(weft__rt *rt)
 {
-    pool *p = rt->blocking;
-    pthread_mutex_lock(&p->mu);
-    bool busy = p->head != NULL || p->idle < p->nthreads;
-    *threads = p->nthreads;
-    pthread_mutex_unlock(&p->mu);
-    return busy;
-}
-
-void weft__blocking_fini(weft__rt *rt)
-{
-    pool *p = rt->blocking;
+    spares *p = sp_of(rt);
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
     p->stop = true;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (unsigned i = 0; i < p->nthreads; i++)
+}
+
+void weft__spares_join(weft__rt *rt)
+{
+    spares *p = sp_of(rt);
+    /* Every thread started for a hand-off leaves once the run is ending;
+     * none starts after stop (the monitor has stopped handing off: the
+     * workers' loops are over). */
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->nthreads;
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < n; i++)
         pthread_join(p->threads[i], NULL);
+}
+
+void weft__blocking_fini(weft__rt *rt)
+{
+    spares *p = sp_of(rt);
+    if (!p)
+        return;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->threads);
+    free(p->assign);
     free(p);
     rt->blocking = NULL;
+}
+
+bool weft__blocking_busy(weft__rt *rt, unsigned *threads)
+{
+    spares *p = sp_of(rt);
+    bool busy = atomic_load_explicit(&p->handed_calls, memory_order_acquire) != 0;
+    for (unsigned i = 0; i < rt->nworkers && !busy; i++)
+        busy = (atomic_load_explicit(&rt->workers[i].bcall, memory_order_acquire) & 3) ==
+               WEFT__BC_IN_CALL;
+    pthread_mutex_lock(&p->mu);
+    *threads = p->nthreads;
+    pthread_mutex_unlock(&p->mu);
+    return busy;
+}
+
+/* A spare: waits for a handed-off worker and drives it; when that worker is
+ * handed away from this thread in turn, waits again. Returns when the run
+ * ends. */
+void weft__spare_serve(weft__rt *rt)
+{
+    spares *p = sp_of(rt);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->nassign == 0 && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->nassign == 0)
+            break; /* stop */
+        weft__worker *w = p->assign[--p->nassign];
+        p->idle--;
+        pthread_mutex_unlock(&p->mu);
+        bool handed = weft__worker_loop(w);
+        pthread_mutex_lock(&p->mu);
+        if (!handed)
+            break; /* the run is over */
+        p->idle++;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *spare_main(void *arg)
+{
+    weft__rt *rt = arg;
+    weft__thread_block_sigpipe();
+    weft__spare_serve(rt);
+    return NULL;
+}
+
+bool weft__blocking_handoff(weft__rt *rt, weft__worker *w, uint64_t seen)
+{
+    spares *p = sp_of(rt);
+    pthread_mutex_lock(&p->mu);
+    if (p->stop) {
+        pthread_mutex_unlock(&p->mu);
+        return false;
+    }
+    /* A thread first (a spare, or a new one counted as a spare): once the
+     * CAS below wins, w must get one. A new thread that is not needed after
+     * all stays as a spare. */
+    if (p->idle == p->nassign) {
+        int rc = EAGAIN;
+        if (p->nthreads < p->cap && !weft__test_fail_threads)
+            rc = pthread_create(&p->threads[p->nthreads], NULL, spare_main, rt);
+        if (rc) {
+            pthread_mutex_unlock(&p->mu);
+            return false;
+        }
+        p->nthreads++;
+        p->idle++;
+    }
+    uint64_t handed = (seen & ~(uint64_t)3) | WEFT__BC_HANDED;
+    /* acq_rel: w's owner-private state, written by its old thread before
+     * the call began (the release store of IN_CALL), is the new thread's. */
+    if (!atomic_compare_exchange_strong_explicit(&w->bcall, &seen, handed, memory_order_acq_rel,
+                                                 memory_order_relaxed)) {
+        pthread_mutex_unlock(&p->mu);
+        return false;
+    }
+    atomic_fetch_add_explicit(&p->handed_calls, 1, memory_order_relaxed);
+    p->assign[p->nassign++] = w;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return true;
+}
+
+void weft__blocking_handed_done(weft__rt *rt)
+{
+    atomic_fetch_sub_explicit(&sp_of(rt)->handed_calls, 1, memory_order_release);
+}
+
+/* ---- the call ------------------------------------------------------------ */
+
+typedef struct {
+    weft_fn fn;
+    void *arg;
+    int result;
+    weft__task *task;
+} native_call;
+
+static void on_native_stack(void *arg)
+{
+    native_call *c = arg;
+    if (WEFT__UNLIKELY(weft__asan_fibers))
+        weft__fiber_native_entered();
+    /* Fenced: an exception escaping fn terminates, naming the task, rather
+     * than unwinding into the task's frames on the other stack. */
+    c->result = weft__call_fenced(c->fn, c->arg);
+    if (WEFT__UNLIKELY(weft__asan_fibers))
+        weft__fiber_native_leave(c->task);
+}
+
+static bool has_local_work(weft__worker *w)
+{
+    return weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
+           atomic_load_explicit(&w->runnext, memory_order_relaxed) != NULL;
 }
 
 int weft_blocking(weft_fn fn, void *arg)
 {
     if (!fn)
         return -EINVAL;
-    weft__task *t = weft__current();
+    weft__worker *w = weft__self();
+    weft__task *t = w ? w->current : NULL;
     if (!t)
         return fn(arg);
     if (weft__task_cancelled(t))
         return -ECANCELED;
-    weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_acquire);
-    pool *p = rt->blocking;
-    job j = {.fn = fn, .arg = arg, .task = t, .state = J_QUEUED};
-    weft__wait_note("weft_blocking", (const void *)fn);
-    pthread_mutex_lock(&p->mu);
-    if (p->idle == 0 && p->nthreads < p->cap) {
-        pthread_t th;
-        int rc = weft__test_fail_threads ? EAGAIN : pthread_create(&th, NULL, pool_thread, p);
-        if (rc == 0) {
-            p->threads[p->nthreads++] = th;
-        } else if (p->nthreads == 0) {
-            /* No thread to run it, and no wait begun yet: nothing for a
-             * canceller to claim (a wait retired by our own wake could be
-             * claimed by a cancel whose hand-off then landed in the task's
-             * next wait). */
-            pthread_mutex_unlock(&p->mu);
-            return -rc;
-        }
-    }
-    /* The wait begins only once the job will run; a cancel from here on is
-     * handled below. */
-    j.token = weft__wait_begin(t, WAIT_CANCELLABLE);
-    if (p->tail)
-        p->tail->next = &j;
-    else
-        p->head = &j;
-    p->tail = &j;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    weft__rt *rt = w->rt;
+    uint64_t in_call = ((atomic_load_explicit(&w->bcall, memory_order_relaxed) >> 2) + 1) << 2 |
+                       WEFT__BC_IN_CALL;
+    /* release: pairs with the monitor's hand-off CAS. */
+    atomic_store_explicit(&w->bcall, in_call, memory_order_seq_cst);
+    if (has_local_work(w))
+        weft__wake_idle(rt); /* someone steals it while fn runs */
+    /* The monitor must look at this call in time: wake it from a long
+     * sleep (once per sleep). */
+    if (WEFT__UNLIKELY(atomic_load_explicit(&weft__monitor_napping, memory_order_relaxed)) &&
+        atomic_exchange(&weft__monitor_napping, false) && weft__monitor_poke)
+        weft__monitor_poke();
 
-    int r = weft__wait_park(t, j.token, WEFT_FOREVER, WAIT_CANCELLABLE);
-    if (r == W_WOKEN)
-        return j.result;
-    /* Cancelled. If fn has not started, take the job back. */
-    pthread_mutex_lock(&p->mu);
-    if (j.state == J_QUEUED) {
-        job **pp = &p->head, *prev = NULL;
-        while (*pp != &j) {
-            prev = *pp;
-            pp = &(*pp)->next;
-        }
-        *pp = j.next;
-        if (p->tail == &j)
-            p->tail = prev;
-        pthread_mutex_unlock(&p->mu);
-        return -ECANCELED;
+    /* fn runs below the suspended scheduler context, on this thread's own
+     * stack, as a plain thread: weft_in_task() is false inside. */
+    native_call c = {fn, arg, 0, t};
+    char *top = (char *)weft__tls_thr.sched_ctx.sp - 256;
+    weft__tls_worker = NULL;
+    weft__tls_blocking_for = t;
+    if (WEFT__UNLIKELY(weft__asan_fibers))
+        weft__fiber_native_enter(t);
+    weft__call_on_stack(on_native_stack, &c, top);
+    if (WEFT__UNLIKELY(weft__asan_fibers))
+        weft__fiber_native_left(t);
+    weft__tls_blocking_for = NULL;
+
+    uint64_t expect = in_call;
+    if (WEFT__LIKELY(
+            atomic_compare_exchange_strong_explicit(&w->bcall, &expect, in_call & ~(uint64_t)3,
+                                                    memory_order_acq_rel, memory_order_relaxed))) {
+        weft__tls_worker = w;
+        return c.result;
     }
-    if (j.state == J_DONE) {
-        pthread_mutex_unlock(&p->mu);
-        return j.result;
-    }
-    /* Running: wait for it, not cancellable (its arg is on our stack). */
-    j.token = weft__wait_begin(t, 0);
-    pthread_mutex_unlock(&p->mu);
-    weft__wait_park(t, j.token, WEFT_FOREVER, 0);
-    return j.result;
+    /* The monitor gave w to another thread meanwhile: t leaves this one
+     * (weft__blocking_handed_done counts the call over once t is queued). */
+    weft__switch_out_handed(t);
+    return c.result;
 }

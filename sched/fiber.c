@@ -160,17 +160,19 @@ NO_SANITIZE void weft__fiber_before_slow(weft__worker *w, weft__task *from_task,
     if (weft__cxx_eh) {
         /* The thread that switches now is the thread to_task runs on next. */
         cxa_eh_globals *g = eh_globals();
-        weft__eh_state *save = from_task ? &from_task->eh : &w->sched_eh;
-        const weft__eh_state *load = to_task ? &to_task->eh : &w->sched_eh;
+        weft__eh_state *save = from_task ? &from_task->eh : &weft__tls_thr.sched_eh;
+        const weft__eh_state *load = to_task ? &to_task->eh : &weft__tls_thr.sched_eh;
         save->caught = g->caught;
         save->uncaught = g->uncaught;
         g->caught = load->caught;
         g->uncaught = load->uncaught;
     }
     if (__sanitizer_start_switch_fiber) {
-        void **save = from_dying ? NULL : (from_task ? &from_task->asan_fake : &w->sched_asan_fake);
-        const void *bottom = to_task ? (const void *)to_task->stk_lo : w->sched_stack_lo;
-        size_t size = to_task ? to_task->stk_size : w->sched_stack_size;
+        void **save = from_dying
+                          ? NULL
+                          : (from_task ? &from_task->asan_fake : &weft__tls_thr.sched_asan_fake);
+        const void *bottom = to_task ? (const void *)to_task->stk_lo : weft__tls_thr.sched_stack_lo;
+        size_t size = to_task ? to_task->stk_size : weft__tls_thr.sched_stack_size;
         __sanitizer_start_switch_fiber(save, bottom, size);
     }
     if (from_dying && weft__tsan_hb) {
@@ -186,7 +188,7 @@ NO_SANITIZE void weft__fiber_before_slow(weft__worker *w, weft__task *from_task,
         __tsan_release(w->rt);
     }
     if (__tsan_switch_to_fiber) {
-        void *f = to_task ? to_task->tsan_fiber : w->sched_tsan_fiber;
+        void *f = to_task ? to_task->tsan_fiber : weft__tls_thr.sched_tsan_fiber;
         /* Where the library's accesses are not instrumented, switch
          * without synchronising (flag 1, no_sync): tasks that merely ran one
          * after another on a worker are not ordered, so races between them
@@ -203,7 +205,7 @@ NO_SANITIZE void weft__fiber_before_slow(weft__worker *w, weft__task *from_task,
 NO_SANITIZE void weft__fiber_after_slow(weft__worker *w, weft__task *now_task)
 {
     if (__sanitizer_finish_switch_fiber) {
-        void *fake = now_task ? now_task->asan_fake : w->sched_asan_fake;
+        void *fake = now_task ? now_task->asan_fake : weft__tls_thr.sched_asan_fake;
         __sanitizer_finish_switch_fiber(fake, NULL, NULL);
     }
 }
@@ -218,6 +220,31 @@ NO_SANITIZE void weft__fiber_inline_entered(void)
 {
     if (__sanitizer_finish_switch_fiber)
         __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+}
+
+NO_SANITIZE void weft__fiber_native_enter(weft__task *t)
+{
+    if (__sanitizer_start_switch_fiber)
+        __sanitizer_start_switch_fiber(&t->asan_fake, weft__tls_thr.sched_stack_lo,
+                                       weft__tls_thr.sched_stack_size);
+}
+
+NO_SANITIZE void weft__fiber_native_entered(void)
+{
+    if (__sanitizer_finish_switch_fiber)
+        __sanitizer_finish_switch_fiber(weft__tls_thr.sched_asan_fake, NULL, NULL);
+}
+
+NO_SANITIZE void weft__fiber_native_leave(weft__task *t)
+{
+    if (__sanitizer_start_switch_fiber)
+        __sanitizer_start_switch_fiber(&weft__tls_thr.sched_asan_fake, t->stk_lo, t->stk_size);
+}
+
+NO_SANITIZE void weft__fiber_native_left(weft__task *t)
+{
+    if (__sanitizer_finish_switch_fiber)
+        __sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
 }
 
 NO_SANITIZE void weft__fiber_inline_leave(weft__task *host)

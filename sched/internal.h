@@ -412,19 +412,34 @@ typedef struct {
         worker_wakes, timers_fired, failures_dropped, stacks_returned;
 } weft__counters;
 
-struct weft__worker {
-    /* Owner-private (only this worker's thread touches these). */
-    _Alignas(WEFT__CACHELINE) int id;
-    weft__rt *rt;
-    weft__task *current;
+/* What belongs to an OS thread that drives a worker, not to the worker: a
+ * worker's queues can move to another thread (blocking.c's hand-off), and
+ * the thread it left must still find its own scheduler context. */
+typedef struct {
     weft__ctx sched_ctx;
     void *sched_stack_lo; /* the thread stack, for ASan fiber switches */
     size_t sched_stack_size;
     void *sched_tsan_fiber;
     void *sched_asan_fake;
     weft__eh_state sched_eh; /* the thread's own C++ exception state */
-    weft__task *prev;        /* the task that just switched out */
-    int prev_action;         /* what to do with it after the switch */
+    /* A task whose weft_blocking call outlived its worker's hand-off: it
+     * switched to this thread's scheduler context, which requeues it. */
+    weft__task *handed_task;
+} weft__thr;
+extern WEFT__HIDDEN WEFT__TLS weft__thr weft__tls_thr;
+
+/* weft__worker.bcall: an inline weft_blocking call in progress. The low two
+ * bits are the state, the rest a sequence number bumped per call, so the
+ * monitor can tell one long call from two short ones. */
+enum { WEFT__BC_IDLE = 0, WEFT__BC_IN_CALL = 1, WEFT__BC_HANDED = 2 };
+
+struct weft__worker {
+    /* Owner-private (only the thread driving this worker touches these). */
+    _Alignas(WEFT__CACHELINE) int id;
+    weft__rt *rt;
+    weft__task *current;
+    weft__task *prev; /* the task that just switched out */
+    int prev_action;  /* what to do with it after the switch */
     uint32_t tick;
     uint32_t fair_countdown; /* pick_local's fairness turns (worker.c) */
     int64_t spawn_top_seen;  /* the spawn deque's top at the last turn */
@@ -460,6 +475,8 @@ struct weft__worker {
      * it got from the same word that told the waker it was parked. */
     atomic_uint idle;
     atomic_bool running_task; /* a task is on this worker now */
+    _Atomic uint64_t bcall;   /* WEFT__BC_* | seq << 2 (blocking.c) */
+    atomic_uint npinned;      /* tasks pinned here: no hand-off while > 0 */
 };
 
 #define WEFT__CTR_INDEX(field) (offsetof(weft__counters, field) / sizeof(uint64_t))
@@ -621,14 +638,20 @@ WEFT__HIDDEN int weft__workers_start(weft__rt *rt);
 /* Every thread weft creates blocks SIGPIPE (weft's own I/O must not kill
  * the process; the process-wide disposition stays as it is). */
 WEFT__HIDDEN void weft__thread_block_sigpipe(void);
-WEFT__HIDDEN void weft__worker_loop(weft__worker *w);
+/* Drives w until the run ends (false) or until w was handed to another
+ * thread while this one was inside a weft_blocking call (true). */
+WEFT__HIDDEN bool weft__worker_loop(weft__worker *w);
+/* weft_blocking's end when its worker was handed off meanwhile: the task
+ * leaves this thread (requeued from its scheduler context) and returns
+ * once some worker runs it again. */
+WEFT__HIDDEN void weft__switch_out_handed(weft__task *t);
 WEFT__HIDDEN void weft__workers_stop(weft__rt *rt);
 WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);
 /* The monitor's look at the workers (every few ms while any is busy): a
  * worker stuck in one task with work queued behind it gets an idle worker
  * woken to steal that work (a task blocked in a syscall stalls only itself). last[] holds each
  * worker's switch count from the previous look. Returns whether any worker is busy. */
-WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last);
+WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call);
 
 /* ---- runq.c / inject / inbox ------------------------------------------- */
 
@@ -776,8 +799,26 @@ static inline int64_t weft__deadline_add(int64_t now, int64_t ns)
 
 WEFT__HIDDEN int weft__blocking_init(weft__rt *rt);
 WEFT__HIDDEN void weft__blocking_fini(weft__rt *rt);
-/* Jobs queued or running (and how many pool threads exist). */
+/* Calls in progress (and how many threads weft started beyond the
+ * workers, for the deadlock check's thread count). */
 WEFT__HIDDEN bool weft__blocking_busy(weft__rt *rt, unsigned *threads);
+/* The monitor: w has been inside one weft_blocking call since its last
+ * look (seq as it saw it then) and has work waiting: give w's queues to
+ * another thread. false if no thread could be had or the call ended. */
+WEFT__HIDDEN bool weft__blocking_handoff(weft__rt *rt, weft__worker *w, uint64_t seen);
+/* A call that outlived its worker's hand-off has been requeued. */
+WEFT__HIDDEN void weft__blocking_handed_done(weft__rt *rt);
+/* The thread that called weft_run, after its worker was handed off: serve
+ * as a spare thread until the run ends. */
+WEFT__HIDDEN void weft__spare_serve(weft__rt *rt);
+/* The run is ending: spare threads leave; joins every thread weft started
+ * for hand-offs. */
+WEFT__HIDDEN void weft__spares_stop(weft__rt *rt);
+WEFT__HIDDEN void weft__spares_join(weft__rt *rt);
+/* The monitor sleeps long while the runtime is idle; a call that starts
+ * then wakes it (structured/run.c). */
+extern WEFT__HIDDEN atomic_bool weft__monitor_napping;
+extern WEFT__HIDDEN void (*weft__monitor_poke)(void);
 /* Plain threads parked in a weft wait right now (sync/waitq.c). */
 extern WEFT__HIDDEN atomic_int weft__threads_parked;
 extern WEFT__HIDDEN WEFT__TLS weft__task *weft__tls_blocking_for;
@@ -828,6 +869,12 @@ WEFT__HIDDEN void weft__eh_inline_end(weft__task *host);
  * thing there), left (back on the host's stack). */
 WEFT__HIDDEN void weft__fiber_inline_enter(weft__task *host, weft__task *c);
 WEFT__HIDDEN void weft__fiber_inline_entered(void);
+/* weft_blocking's body on the thread's own stack (ASan's view: that stack
+ * and its fake frames are the scheduler context's). */
+WEFT__HIDDEN void weft__fiber_native_enter(weft__task *t);
+WEFT__HIDDEN void weft__fiber_native_entered(void);
+WEFT__HIDDEN void weft__fiber_native_leave(weft__task *t);
+WEFT__HIDDEN void weft__fiber_native_left(weft__task *t);
 WEFT__HIDDEN void weft__fiber_inline_leave(weft__task *host);
 WEFT__HIDDEN void weft__fiber_inline_left(weft__task *host);
 WEFT__HIDDEN void weft__fiber_system_init(void);

@@ -105,6 +105,7 @@ void weft__rt_shutdown(weft__rt *rt)
     atomic_store_explicit(&rt->shutdown, true, memory_order_release);
     for (unsigned i = 0; i < rt->nworkers; i++)
         weft__idle_unpark(&rt->workers[i]);
+    weft__spares_stop(rt);
 }
 
 uint64_t weft__tasks_live(weft__rt *rt)

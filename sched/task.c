@@ -209,6 +209,8 @@ void weft__task_finish(weft__task *t, int result)
     run_key_dtors(t);
     if (t->locks_held)
         weft__misuse("task returned while holding %d weft_mutex lock(s)", t->locks_held);
+    if (t->pinned_to)
+        atomic_fetch_sub_explicit(&t->pinned_to->npinned, 1, memory_order_relaxed);
     t->pin_count = 0;
     t->pinned_to = NULL;
     t->result = result;
@@ -329,8 +331,10 @@ void weft_pin(void)
     weft__task *t = w ? w->current : NULL;
     if (!t)
         return;
-    if (t->pin_count++ == 0)
+    if (t->pin_count++ == 0) {
         t->pinned_to = w;
+        atomic_fetch_add_explicit(&w->npinned, 1, memory_order_relaxed);
+    }
 }
 
 void weft_unpin(void)
@@ -342,8 +346,10 @@ void weft_unpin(void)
         weft__misuse("weft_unpin without a matching weft_pin");
         return;
     }
-    if (--t->pin_count == 0)
+    if (--t->pin_count == 0) {
+        atomic_fetch_sub_explicit(&t->pinned_to->npinned, 1, memory_order_relaxed);
         t->pinned_to = NULL;
+    }
 }
 
 int weft_key_create(weft_key *key, void (*dtor)(void *))

@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 
 WEFT__TLS weft__worker *weft__tls_worker;
+WEFT__TLS weft__thr weft__tls_thr;
 _Atomic(weft__rt *) weft__g_rt;
 
 #define RUNNEXT_STREAK_MAX 16
@@ -401,8 +402,23 @@ static void after_switch(weft__worker *w)
     }
 }
 
-/* Runs from the scheduler context. */
-static void run_task(weft__worker *w, weft__task *t)
+/* This thread's worker was handed to another thread while a task here was
+ * inside weft_blocking; that task has switched to this scheduler context
+ * and is requeued from here, as from a plain thread (its context is saved
+ * now). This thread owns no worker any more. */
+static void requeue_handed(void)
+{
+    weft__thr *thr = &weft__tls_thr;
+    weft__task *t = thr->handed_task;
+    thr->handed_task = NULL;
+    weft__fiber_after(NULL, NULL);
+    weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_acquire);
+    weft__ready(t, false, false);
+    weft__blocking_handed_done(rt);
+}
+
+/* Runs from the scheduler context. false: this thread no longer drives w. */
+static bool run_task(weft__worker *w, weft__task *t)
 {
     prepare(w, t);
     w->current = t;
@@ -410,10 +426,15 @@ static void run_task(weft__worker *w, weft__task *t)
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&w->running_task, true, memory_order_relaxed);
     weft__fiber_before(w, NULL, t, false);
-    weft__ctx_switch(&w->sched_ctx, &t->ctx);
+    weft__ctx_switch(&weft__tls_thr.sched_ctx, &t->ctx);
+    if (WEFT__UNLIKELY(weft__tls_thr.handed_task != NULL)) {
+        requeue_handed();
+        return false;
+    }
     weft__fiber_after(w, NULL);
     atomic_store_explicit(&w->running_task, false, memory_order_relaxed);
     after_switch(w);
+    return true;
 }
 
 void weft__switch_out(weft__task *t, int reason)
@@ -432,10 +453,22 @@ void weft__switch_out(weft__task *t, int reason)
     } else {
         w->current = NULL;
         weft__fiber_before(w, t, NULL, reason == PREV_DONE);
-        weft__ctx_switch(&t->ctx, &w->sched_ctx);
+        weft__ctx_switch(&t->ctx, &weft__tls_thr.sched_ctx);
     }
     /* Running again, maybe on another worker: re-read the thread's worker. */
     w = weft__self();
+    weft__fiber_after(w, t);
+    after_switch(w);
+}
+
+void weft__switch_out_handed(weft__task *t)
+{
+    /* No worker here: this thread's worker went to another thread while t
+     * was in its call, and t is still marked running on it. */
+    weft__tls_thr.handed_task = t;
+    weft__fiber_before(NULL, t, NULL, false);
+    weft__ctx_switch(&t->ctx, &weft__tls_thr.sched_ctx);
+    weft__worker *w = weft__self();
     weft__fiber_after(w, t);
     after_switch(w);
 }
@@ -630,11 +663,40 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
     }
 }
 
-bool weft__sysmon(weft__rt *rt, uint64_t *last)
+/* Work on w that a long weft_blocking call there would hold up. */
+static bool handoff_wanted(weft__rt *rt, weft__worker *w, int64_t now)
+{
+    if (atomic_load_explicit(&w->npinned, memory_order_relaxed))
+        return false; /* pinned tasks wait for their thread (API.md) */
+    if (weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
+        atomic_load_explicit(&w->runnext, memory_order_relaxed) || !weft__inbox_empty(&w->inbox))
+        return true;
+    int64_t next = atomic_load_explicit(&w->timer_next, memory_order_relaxed);
+    if (next != WEFT_FOREVER && next <= now + 1000000)
+        return true;
+    /* Work from outside that no awake worker takes. */
+    return atomic_load_explicit(&rt->inject_n, memory_order_relaxed) != 0 &&
+           atomic_load_explicit(&rt->nspinning, memory_order_relaxed) == 0 &&
+           atomic_load_explicit(&rt->nparked, memory_order_relaxed) == 0;
+}
+
+bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
 {
     bool busy = false;
+    uint64_t *last_bc = last + rt->nworkers;
+    int64_t now = weft__now();
+    *in_call = false;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *w = &rt->workers[i];
+        /* The same weft_blocking call as at the last look (its sequence
+         * number): hand the worker to another thread if work waits. */
+        uint64_t bc = atomic_load_explicit(&w->bcall, memory_order_acquire);
+        if ((bc & 3) == WEFT__BC_IN_CALL) {
+            *in_call = true;
+            if (bc == last_bc[i] && handoff_wanted(rt, w, now))
+                weft__blocking_handoff(rt, w, bc);
+        }
+        last_bc[i] = bc;
         uint64_t sw = atomic_load_explicit(&w->ctr.v[WEFT__CTR_INDEX(context_switches)],
                                            memory_order_relaxed);
         bool running = atomic_load_explicit(&w->running_task, memory_order_relaxed);
@@ -661,7 +723,7 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last)
     return busy;
 }
 
-void weft__worker_loop(weft__worker *w)
+bool weft__worker_loop(weft__worker *w)
 {
     weft__tls_worker = w;
     /* A parked worker sleeps with its next timer as the futex timeout; the
@@ -675,22 +737,26 @@ void weft__worker_loop(weft__worker *w)
         void *addr;
         size_t size;
         if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-            w->sched_stack_lo = addr;
-            w->sched_stack_size = size;
+            weft__tls_thr.sched_stack_lo = addr;
+            weft__tls_thr.sched_stack_size = size;
         }
         pthread_attr_destroy(&attr);
     }
-    w->sched_tsan_fiber = weft__fiber_current();
+    weft__tls_thr.sched_tsan_fiber = weft__fiber_current();
     weft__hb_worker_start();
     void *altstack = weft__fault_thread_init();
-    bool spinning = false;
+    bool spinning = false, handed = false;
     for (;;) {
         weft__task *t = find_runnable(w, &spinning);
         if (!t)
             break;
-        run_task(w, t);
+        if (!run_task(w, t)) {
+            handed = true; /* w is another thread's now: touch nothing of it */
+            break;
+        }
     }
-    stop_spinning(w, &spinning);
+    if (!handed)
+        stop_spinning(w, &spinning);
     /* TSan: every finished task's fiber happens-before the teardown that
      * follows the join of this thread (weft__fiber_before_slow). */
     weft__hb_acquire(w->rt);
@@ -698,6 +764,7 @@ void weft__worker_loop(weft__worker *w)
     if (old_slack > 0)
         prctl(PR_SET_TIMERSLACK, (unsigned long)old_slack, 0, 0, 0);
     weft__tls_worker = NULL;
+    return handed;
 }
 
 void weft__thread_block_sigpipe(void)
@@ -713,7 +780,8 @@ static void *worker_thread(void *arg)
 {
     weft__worker *w = arg;
     weft__thread_block_sigpipe();
-    weft__worker_loop(w);
+    if (weft__worker_loop(w))
+        weft__spare_serve(w->rt); /* w went to another thread: be a spare */
     return NULL;
 }
 
@@ -739,6 +807,8 @@ void weft__workers_stop(weft__rt *rt)
     atomic_store_explicit(&rt->shutdown, true, memory_order_release);
     for (unsigned i = 0; i < rt->nworkers; i++)
         weft__idle_unpark(&rt->workers[i]);
+    weft__spares_stop(rt);
     for (unsigned i = 1; i < rt->nworkers; i++)
         pthread_join(rt->workers[i].thread, NULL);
+    weft__spares_join(rt);
 }

@@ -360,6 +360,8 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
         t->pin_count = 1;
         t->pinned_to = w;
         t->pin_home = w;
+        if (w)
+            atomic_fetch_add_explicit(&w->npinned, 1, memory_order_relaxed);
     }
     weft__spin_lock(&n->lock);
     /* A task being started (out != NULL) stays off the lists until its

@@ -18,6 +18,7 @@
 #define DEFAULT_STACK (64 * 1024)
 #define DEADLOCK_TICK_MS 250             /* two quiet ticks in a row: reported within 1 s */
 #define SYSMON_TICK_NS (2 * 1000 * 1000) /* stuck-worker look while any worker is busy */
+#define SYSMON_CALL_TICK_NS (250 * 1000) /* ... and while a weft_blocking call runs */
 #define TRIM_TICK_NS (250 * 1000 * 1000) /* idle pooled stacks back to the OS (stack.c) */
 #define MAX_WORKERS 1024
 
@@ -395,15 +396,20 @@ static void *monitor_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     weft__deadlock_state dl = {0, 0, false};
     int64_t next_tick = weft__now() + DEADLOCK_TICK_MS * 1000000LL;
-    uint64_t *last = calloc(m->rt->nworkers, sizeof *last);
+    /* Per worker: context switches, then weft_blocking call words, as seen
+     * at the last look. */
+    uint64_t *last = calloc(2 * (size_t)m->rt->nworkers, sizeof *last);
     int64_t next_sysmon = weft__now() + SYSMON_TICK_NS;
     int64_t next_trim = weft__now() + TRIM_TICK_NS;
-    bool busy = true;
+    bool busy = true, in_call = false;
     for (;;) {
         int64_t now = weft__now();
         if (last && now >= next_sysmon) {
-            busy = weft__sysmon(m->rt, last);
-            next_sysmon = now + SYSMON_TICK_NS;
+            busy = weft__sysmon(m->rt, last, &in_call);
+            /* A weft_blocking call in progress: look often, so that the work
+             * behind a long one moves to another thread within about
+             * 2 x SYSMON_CALL_TICK_NS. */
+            next_sysmon = now + (in_call ? SYSMON_CALL_TICK_NS : SYSMON_TICK_NS);
         }
         if (now >= next_trim) {
             /* Off the hot path: the workers never wait for this. */
@@ -417,7 +423,13 @@ static void *monitor_main(void *arg)
         int64_t left = wake - weft__now();
         struct timespec ts = {left > 0 ? left / 1000000000 : 0, left > 0 ? left % 1000000000 : 0};
         struct pollfd p = {.fd = m->efd, .events = POLLIN};
+        /* A long sleep: a weft_blocking call that starts meanwhile pokes. */
+        bool nap = left > SYSMON_TICK_NS;
+        if (nap)
+            atomic_store(&weft__monitor_napping, true);
         int r = ppoll(&p, 1, &ts, NULL);
+        if (nap && !atomic_exchange(&weft__monitor_napping, false))
+            next_sysmon = 0; /* poked by a call: look at the workers now */
         if (r < 0 && errno == EINTR)
             continue;
         if (r == 0) {
@@ -493,6 +505,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     if (rc)
         goto out_efd;
     atomic_store(&mon_efd, mon.efd);
+    weft__monitor_poke = poke_monitor;
     weft__rt_publish(rt);
     if (!st.no_signals)
         signals_install();
@@ -506,7 +519,11 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     if (rc == 0) {
         rc = weft__workers_start(rt);
         if (rc == 0) {
-            weft__worker_loop(w0);
+            /* Worker 0 may move to another thread while this one is in a
+             * weft_blocking call: this thread then serves as a spare until
+             * the run ends. */
+            if (weft__worker_loop(w0))
+                weft__spare_serve(rt);
             weft__workers_stop(rt);
         }
     }

@@ -1,6 +1,8 @@
-/* weft_blocking: workers stay free while fn blocks; a cancel while fn is
- * queued means fn never runs; once started the call waits for fn; inside fn
- * weft_in_task() is false and weft_cancelled() reports the waiting task.
+/* weft_blocking: other tasks keep running while fn blocks (on one worker:
+ * the worker is handed to another thread); a caller already cancelled
+ * gets -ECANCELED and fn never runs; once started the call waits for fn;
+ * inside fn weft_in_task() is false and weft_cancelled() reports the
+ * waiting task.
  * TIMEOUT: 60
  * LABELS: unit
  */
@@ -23,8 +25,9 @@ static int ticker(void *arg)
     return 0;
 }
 
-/* Blocks its pool thread until the ticker, a task on the only worker, has
- * ticked 20 times: it can only do so if the worker is free meanwhile. */
+/* Blocks its thread until the ticker, a task on the only worker, has
+ * ticked 20 times: it can only do so if the worker's queue moves to
+ * another thread meanwhile. */
 static int block_until_ticked(void *arg)
 {
     CHECK(!weft_in_task());
@@ -81,11 +84,12 @@ static int holder(void *arg)
     return 0;
 }
 
-static int queued_then_cancelled(void *arg)
+/* Called with its scope's deadline already passed: fn never runs. */
+static int already_cancelled(void *arg)
 {
     int *res = arg;
     weft_scope sc;
-    weft_scope_enter(&sc, weft_now() + test_ms(30));
+    weft_scope_enter(&sc, weft_now() - 1);
     *res = weft_blocking(second_job, NULL);
     CHECK(weft_scope_exit(&sc));
     return 0;
@@ -146,17 +150,16 @@ static int cancellation(void *arg)
     weft_nursery *n, *m;
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, holder, &r1));
-    CHECK_OK(weft_event_wait(&first_started)); /* first_job occupies the only thread */
-    /* A job queued behind it, cancelled by its caller's deadline while
-     * still queued (first_job is released only after that). */
+    CHECK_OK(weft_event_wait(&first_started)); /* first_job holds its thread */
+    /* A call made with the caller already cancelled: fn never runs. */
     CHECK_OK(weft_nursery_open(&m));
-    CHECK_OK(weft_spawn(m, queued_then_cancelled, &r2));
+    CHECK_OK(weft_spawn(m, already_cancelled, &r2));
     CHECK_OK(weft_nursery_close(m));
     CHECK_EQ(r2, -ECANCELED);
     weft_event_set(&release_first);
     CHECK_OK(weft_nursery_close(n));
     CHECK_EQ(r1, 7);
-    CHECK_EQ(atomic_load(&ran), 0); /* the cancelled job never ran */
+    CHECK_EQ(atomic_load(&ran), 0); /* the cancelled call's fn never ran */
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, started_waits, &r3));
     CHECK_OK(weft_spawn(n, deadline_once_started, NULL));

@@ -6,8 +6,24 @@
  */
 #include "test.h"
 
+#include <pthread.h>
+
 static weft_key key;
 static atomic_long migrations, total_iters;
+static weft_sem outside;
+static atomic_bool stop_releaser;
+
+/* A plain thread that keeps releasing permits until the run is over. */
+static void *releaser(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_releaser)) {
+        for (int k = 0; k < 64; k++)
+            weft_sem_release(&outside);
+        usleep(50);
+    }
+    return NULL;
+}
 
 typedef struct {
     long iters;
@@ -42,9 +58,11 @@ static int mover(void *arg)
             CHECK_OK(weft_sleep(1000));
             break;
         default:
-            /* Woken by a pool thread: resumes through the inject queue on
-             * whichever worker takes it first. */
+            /* Woken by a plain thread: resumes through the inject queue on
+             * whichever worker takes it first. A weft_blocking call on the
+             * way (it runs on the worker's own thread). */
             CHECK_EQ(weft_blocking(noop, &i), 0);
+            CHECK_OK(weft_sem_acquire(&outside));
             break;
         }
         uint64_t *v = weft_task_get(key);
@@ -93,7 +111,13 @@ int main(void)
     for (unsigned w = 2; w <= 4; w += 2) {
         atomic_store(&migrations, 0);
         atomic_store(&total_iters, 0);
+        weft_sem_init(&outside, 0);
+        atomic_store(&stop_releaser, false);
+        pthread_t th;
+        CHECK_OK(pthread_create(&th, NULL, releaser, NULL));
         CHECK_OK(test_run(w, root, (void *)(intptr_t)64));
+        atomic_store(&stop_releaser, true);
+        CHECK_OK(pthread_join(th, NULL));
         printf("sched_migrate: %u workers, %ld migrations\n", w, atomic_load(&migrations));
         fflush(stdout);
         /* With two or more workers, tasks must really move around. */
