@@ -66,7 +66,7 @@ typedef struct weft_config {
                                   pages; 16 KiB .. 1 GiB */
     unsigned io_entries;       /* 0: default submission queue size per worker */
     weft_io_backend io;        /* AUTO: io_uring, else epoll (or WEFT_IO) */
-    unsigned blocking_threads; /* 0: 64, the cap of the weft_blocking pool */
+    unsigned blocking_threads; /* 0: 64: threads weft_blocking hand-offs may add */
     bool no_signals;           /* true: leave SIGINT/SIGTERM/SIGQUIT alone */
     uint64_t reserved_[8];     /* must be zero */
 } weft_config;
@@ -144,13 +144,20 @@ WEFT_API void weft_task_set_name(const char *name);
  * is valid until the task renames itself or returns. */
 WEFT_API const char *weft_task_name(void);
 
-/* Runs fn(arg) on the blocking-thread pool and parks until it returns; returns
- * its result. Cancelled while fn is still queued: fn never runs and the call
- * returns -ECANCELED; once fn started, the call always waits for it. Inside
- * fn, weft_in_task() is false and weft_cancelled() reports the waiting
- * task's state. Outside a task fn runs inline.
- * May park: yes. Context: both. Returns fn's result, -ECANCELED, -ENOMEM, -EAGAIN
- * (no pool thread exists and none can be created; fn did not run). */
+/* Runs fn(arg), a call that may block its thread, and returns its result.
+ * fn runs on an OS thread's own large stack (never the task's), as on a
+ * plain thread: weft_in_task() is false inside, and weft_cancelled()
+ * reports the calling task's state so a long fn can stop early. It runs on
+ * the calling worker's own thread, so a short call costs about a function
+ * call; if it lasts (about half a millisecond) while other work waits on
+ * that worker, the worker's queues and timers move to another thread (at
+ * most weft_config.blocking_threads such threads), like Go's syscall
+ * hand-off. A pinned task's worker is never handed off: tasks pinned there
+ * wait for the call. Called with the task already cancelled: fn never runs
+ * and the call returns -ECANCELED; once fn started, the call always waits
+ * for it. Outside a task fn runs inline.
+ * May park: yes (the task may resume on another thread). Context: both.
+ * Returns fn's result or -ECANCELED (-EINVAL: fn NULL). */
 WEFT_API int weft_blocking(weft_fn fn, void *arg);
 
 /* Keeps the calling task on its current worker: never stolen, never moved
