@@ -2,7 +2,7 @@
  * latency.c - the runtime's latency promises, each measured under load, so
  * that an optimisation cannot quietly break one of them.
  *
- *   bench/latency [--cached] timer|spawn|ramp WORKERS [p50|p99]
+ *   bench/latency [--cached] timer|spawn|ramp|handoff WORKERS [p50|p99]
  *
  * timer  Timer lateness next to a chatty pair. Two tasks ping-pong an int
  *        over two unbuffered channels without pause; a third task calls
@@ -32,6 +32,16 @@
  *        ("idle waker") or busy-waits up to 20 ms ("busy waker", as the
  *        spawner's worker stays busy in a fan-out); the delay until that
  *        thread runs is the floor of any runtime's ramp-up at that moment.
+ *
+ * handoff Work queued behind a long weft_blocking call: N times (after 20
+ *        unrecorded ones, 2 ms apart), a task spawns a child onto its worker
+ *        and calls weft_blocking with a body that polls (20 us sleeps, at
+ *        most 100 ms) until that child has run. The delay is from the body's
+ *        start to the child's first instruction (0 if the child ran first):
+ *        on 1 worker, the time the monitor takes to hand the worker's queue
+ *        to another thread; on 2, an idle worker's steal. The promise: within
+ *        1 ms (p99). N = 300 (50 quick).
+ *        BENCH handoff_delay_p50_<W>w / handoff_delay_p99_<W>w, us.
  *
  * N = 1000 (200 with WEFT_BENCH_QUICK=1); TRIALS = 50 (10 quick).
  * Percentiles are nearest-rank: p99 of 1000 samples is the 990th smallest,
@@ -75,6 +85,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MS 1000000LL
@@ -89,9 +100,9 @@
 #define RAMP_FIRST_IDLE_NS (1000 * MS)
 #define RAMP_IDLE_NS (200 * MS)
 
-enum mode { M_TIMER, M_SPAWN, M_RAMP };
-static const char *const mode_name[] = {"timer", "spawn", "ramp"};
-static const char *const bench_name[] = {"timer_late", "spawn_delay", "ramp_up"};
+enum mode { M_TIMER, M_SPAWN, M_RAMP, M_HANDOFF };
+static const char *const mode_name[] = {"timer", "spawn", "ramp", "handoff"};
+static const char *const bench_name[] = {"timer_late", "spawn_delay", "ramp_up", "handoff_delay"};
 
 typedef struct figures {
     long n;
@@ -435,6 +446,59 @@ static void probe_stop(void)
     pthread_join(probe_th, NULL);
 }
 
+/* ---- handoff: work queued behind a long weft_blocking call ------------------ */
+
+static _Atomic int64_t call_t0, probe_task_t1;
+static atomic_int probe_task_ran;
+
+static int probe_task(void *arg)
+{
+    (void)arg;
+    atomic_store(&probe_task_t1, weft_now());
+    atomic_store(&probe_task_ran, 1);
+    return 0;
+}
+
+/* A call that lasts until the task queued behind it has run (polling with
+ * short sleeps, as a blocking syscall loop would; at most 100 ms). */
+static int held_call(void *arg)
+{
+    (void)arg;
+    atomic_store(&call_t0, weft_now());
+    int64_t give_up = weft_now() + 100 * MS;
+    while (!atomic_load(&probe_task_ran) && weft_now() < give_up) {
+        struct timespec ts = {0, 20 * US};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static int handoff_root(void *arg)
+{
+    (void)arg;
+    int64_t start = weft_now();
+    for (long i = 0; i < WARMUP + n_samples && weft_now() - start < BUDGET_NS; i++) {
+        weft_nursery *n;
+        int rc = weft_nursery_open(&n);
+        if (rc)
+            return rc;
+        atomic_store(&probe_task_ran, 0);
+        /* Queued on this worker, then the call holds the worker's thread. */
+        rc = (weft_spawn)(n, probe_task, NULL);
+        if (rc == 0)
+            rc = weft_blocking(held_call, NULL);
+        int rc2 = weft_nursery_close(n);
+        if (rc || rc2)
+            return rc ? rc : rc2;
+        int64_t d = atomic_load(&probe_task_t1) - atomic_load(&call_t0);
+        if (i >= WARMUP)
+            samples[n_taken++] = d > 0 ? d : 0; /* ran before the call began */
+        if ((rc = weft_sleep(2 * MS)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* ---- the run -------------------------------------------------------------- */
 
 static int root(void *arg)
@@ -442,6 +506,8 @@ static int root(void *arg)
     (void)arg;
     if (mode == M_RAMP)
         return ramp_root(NULL);
+    if (mode == M_HANDOFF)
+        return handoff_root(NULL);
     weft_nursery *n;
     int rc = weft_chan_open(&ping, sizeof(long), 0);
     if (rc || (rc = weft_chan_open(&pong, sizeof(long), 0)) != 0)
@@ -492,7 +558,7 @@ static void *watchdog(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: latency [--cached] timer|spawn|ramp WORKERS [p50|p99]\n");
+    fprintf(stderr, "usage: latency [--cached] timer|spawn|ramp|handoff WORKERS [p50|p99]\n");
     return 2;
 }
 
@@ -514,6 +580,8 @@ int main(int argc, char **argv)
             mode = M_SPAWN, have_mode = 1;
         else if (!have_mode && strcmp(argv[i], "ramp") == 0)
             mode = M_RAMP, have_mode = 1;
+        else if (!have_mode && strcmp(argv[i], "handoff") == 0)
+            mode = M_HANDOFF, have_mode = 1;
         else if (w == 0 && (w = strtol(argv[i], &end, 10)) > 0 && *end == '\0' && w <= 1024)
             workers = (unsigned)w;
         else
@@ -523,7 +591,9 @@ int main(int argc, char **argv)
         return usage();
     const char *quick = getenv("WEFT_BENCH_QUICK");
     int is_quick = quick && strcmp(quick, "1") == 0;
-    n_samples = mode == M_RAMP ? (is_quick ? 10 : 50) : (is_quick ? 200 : 1000);
+    n_samples = mode == M_RAMP      ? (is_quick ? 10 : 50)
+                : mode == M_HANDOFF ? (is_quick ? 50 : 300)
+                                    : (is_quick ? 200 : 1000);
 
     const char *run_id = bench_run_id();
     char path[4096], file[64];

@@ -12,11 +12,11 @@
  *  - on entry, work already queued on the worker wakes an idle worker that
  *    can steal it (weft__wake_idle);
  *  - w->bcall says the worker is in a call, with a sequence number per
- *    call; the monitor looks every SYSMON tick (0.25 ms while a call is in
- *    progress) and, when it sees the same call twice and the worker has
- *    work (queued tasks, armed timers, or the inject queue while no worker
- *    is idle), it hands the worker to another OS thread: an idle spare, or
- *    a new one within the cap (weft_config.blocking_threads). One CAS on
+ *    call; the monitor looks every 2 ms, every 50 us while a call holds up
+ *    work (queued tasks, timers due within 1 ms, or inject work no idle
+ *    worker takes), and when it sees the same call twice with work waiting
+ *    it hands the worker to another OS thread: an idle spare, or a new one
+ *    within the cap (weft_config.blocking_threads). One CAS on
  *    w->bcall (IN_CALL -> HANDED) decides against the caller's own CAS
  *    (IN_CALL -> IDLE) when fn returns, so exactly one side keeps w.
  *  - a caller that lost w finishes its call off the worker: the task
@@ -238,13 +238,15 @@ int weft_blocking(weft_fn fn, void *arg)
                        WEFT__BC_IN_CALL;
     /* release: pairs with the monitor's hand-off CAS. */
     atomic_store_explicit(&w->bcall, in_call, memory_order_seq_cst);
-    if (has_local_work(w))
-        weft__wake_idle(rt); /* someone steals it while fn runs */
-    /* The monitor must look at this call in time: wake it from a long
-     * sleep (once per sleep). */
-    if (WEFT__UNLIKELY(atomic_load_explicit(&weft__monitor_napping, memory_order_relaxed)) &&
-        atomic_exchange(&weft__monitor_napping, false) && weft__monitor_poke)
-        weft__monitor_poke();
+    if (has_local_work(w)) {
+        /* Work waits behind this call: an idle worker may steal it, and the
+         * monitor must look soon in case the call lasts (woken from a
+         * sleep longer than its fast look, once per sleep). */
+        weft__wake_idle(rt);
+        if (WEFT__UNLIKELY(atomic_load_explicit(&weft__monitor_napping, memory_order_relaxed)) &&
+            atomic_exchange(&weft__monitor_napping, false) && weft__monitor_poke)
+            weft__monitor_poke();
+    }
 
     /* fn runs below the suspended scheduler context, on this thread's own
      * stack, as a plain thread: weft_in_task() is false inside. */

@@ -651,6 +651,8 @@ WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);
  * worker stuck in one task with work queued behind it gets an idle worker
  * woken to steal that work (a task blocked in a syscall stalls only itself). last[] holds each
  * worker's switch count from the previous look. Returns whether any worker is busy. */
+/* *in_call: a weft_blocking call holds up work on some worker (look again
+ * soon: the second look at the same call hands its worker off). */
 WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call);
 
 /* ---- runq.c / inject / inbox ------------------------------------------- */

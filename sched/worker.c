@@ -691,9 +691,9 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
         /* The same weft_blocking call as at the last look (its sequence
          * number): hand the worker to another thread if work waits. */
         uint64_t bc = atomic_load_explicit(&w->bcall, memory_order_acquire);
-        if ((bc & 3) == WEFT__BC_IN_CALL) {
+        if ((bc & 3) == WEFT__BC_IN_CALL && handoff_wanted(rt, w, now)) {
             *in_call = true;
-            if (bc == last_bc[i] && handoff_wanted(rt, w, now))
+            if (bc == last_bc[i])
                 weft__blocking_handoff(rt, w, bc);
         }
         last_bc[i] = bc;

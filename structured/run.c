@@ -12,13 +12,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #define DEFAULT_STACK (64 * 1024)
 #define DEADLOCK_TICK_MS 250             /* two quiet ticks in a row: reported within 1 s */
 #define SYSMON_TICK_NS (2 * 1000 * 1000) /* stuck-worker look while any worker is busy */
-#define SYSMON_CALL_TICK_NS (250 * 1000) /* ... and while a weft_blocking call runs */
+#define SYSMON_CALL_TICK_NS (50 * 1000)  /* ... and while a weft_blocking call holds up work */
 #define TRIM_TICK_NS (250 * 1000 * 1000) /* idle pooled stacks back to the OS (stack.c) */
 #define MAX_WORKERS 1024
 
@@ -394,6 +395,9 @@ static void *monitor_main(void *arg)
     sigset_t set;
     sigfillset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* Its short sleeps (a weft_blocking call to watch) must end on time:
+     * no 50 us default timer slack. */
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     weft__deadlock_state dl = {0, 0, false};
     int64_t next_tick = weft__now() + DEADLOCK_TICK_MS * 1000000LL;
     /* Per worker: context switches, then weft_blocking call words, as seen
@@ -406,9 +410,11 @@ static void *monitor_main(void *arg)
         int64_t now = weft__now();
         if (last && now >= next_sysmon) {
             busy = weft__sysmon(m->rt, last, &in_call);
-            /* A weft_blocking call in progress: look often, so that the work
-             * behind a long one moves to another thread within about
-             * 2 x SYSMON_CALL_TICK_NS. */
+            /* A weft_blocking call holds up work: look again soon, so that
+             * the work moves to another thread within about 2 x
+             * SYSMON_CALL_TICK_NS (Go's sysmon looks every 20 us at first).
+             * Only while work waits behind a call: the cost of looking is
+             * paid when a hand-off is worth it. */
             next_sysmon = now + (in_call ? SYSMON_CALL_TICK_NS : SYSMON_TICK_NS);
         }
         if (now >= next_trim) {
@@ -423,8 +429,9 @@ static void *monitor_main(void *arg)
         int64_t left = wake - weft__now();
         struct timespec ts = {left > 0 ? left / 1000000000 : 0, left > 0 ? left % 1000000000 : 0};
         struct pollfd p = {.fd = m->efd, .events = POLLIN};
-        /* A long sleep: a weft_blocking call that starts meanwhile pokes. */
-        bool nap = left > SYSMON_TICK_NS;
+        /* Longer than a fast look: a weft_blocking call that starts with
+         * work waiting behind it pokes (once per sleep). */
+        bool nap = left > SYSMON_CALL_TICK_NS;
         if (nap)
             atomic_store(&weft__monitor_napping, true);
         int r = ppoll(&p, 1, &ts, NULL);

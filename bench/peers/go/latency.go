@@ -1,6 +1,6 @@
-// Latency workloads under load: mirror bench/latency.c (timer and spawn; its
-// ramp measurement has no Go peer, since which OS thread runs a goroutine is
-// not observable in Go). One-shot workloads (see main.go): measured once per
+// Latency workloads under load: mirror bench/latency.c (timer, spawn and
+// handoff; its ramp measurement has no Go peer, since which OS thread runs a
+// goroutine is not observable in Go). One-shot workloads (see main.go): measured once per
 // process, with GOMAXPROCS = -procs.
 //
 //	timer_late_p50  two goroutines ping-pong an int over two unbuffered
@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -43,7 +44,7 @@ const (
 )
 
 func init() {
-	for _, kind := range []string{"timer_late", "spawn_delay"} {
+	for _, kind := range []string{"timer_late", "spawn_delay", "handoff_delay"} {
 		for _, p := range []string{"p50", "p99"} {
 			kind, p := kind, p
 			registerOneshot(oneshot{name: kind + "_" + p, run: func(o oneshotOpts) ([]figure, error) {
@@ -153,6 +154,46 @@ func measureSpawn(n int) []time.Duration {
 	return s
 }
 
+// measureHandoff: work queued behind a long blocking syscall (mirrors
+// bench/latency.c's handoff mode). n times, 2 ms apart, a goroutine starts a
+// child and then loops in 20 us nanosleep syscalls (at most 100 ms) until the
+// child has run; the delay is from the loop's start to the child's first
+// statement (0 if the child ran first). With GOMAXPROCS=1 the child runs
+// once sysmon retakes the P from the goroutine in its syscall.
+func measureHandoff(n int) []time.Duration {
+	total := latencyWarmup + n
+	s := make([]time.Duration, 0, n)
+	start := time.Now()
+	for i := 0; i < total; i++ {
+		var ran atomic.Bool
+		var t1 time.Time
+		done := make(chan struct{})
+		go func() {
+			t1 = time.Now()
+			ran.Store(true)
+			close(done)
+		}()
+		t0 := time.Now()
+		ts := syscall.Timespec{Nsec: 20000}
+		for !ran.Load() && time.Since(t0) < 100*time.Millisecond {
+			syscall.Nanosleep(&ts, nil)
+		}
+		<-done
+		if i >= latencyWarmup {
+			d := t1.Sub(t0)
+			if d < 0 {
+				d = 0
+			}
+			s = append(s, d)
+		}
+		time.Sleep(2 * time.Millisecond)
+		if time.Since(start) > latencyBudget {
+			break
+		}
+	}
+	return s
+}
+
 // nearest rank, in us
 func percentileUs(s []time.Duration, p float64) float64 {
 	rank := int(p/100*float64(len(s)) + 0.999999)
@@ -179,6 +220,10 @@ func measureLatency(kind string, n int) (latencyFigures, error) {
 	var rate float64
 	t0 := time.Now()
 	go func() { // the measuring goroutine, as weft's third task
+		if kind == "handoff_delay" {
+			res <- result{measureHandoff(n), nil}
+			return
+		}
 		c := startPair()
 		if err := c.waitStarted(); err != nil {
 			c.end()
@@ -269,6 +314,12 @@ func runLatency(kind, p string, o oneshotOpts) ([]figure, error) {
 	n := latencyN
 	if o.quick {
 		n = latencyNQuick
+	}
+	if kind == "handoff_delay" {
+		n = 300
+		if o.quick {
+			n = 50
+		}
 	}
 	runID := os.Getenv("WEFT_BENCH_RUN_ID")
 	if strings.ContainsAny(runID, " \t\n") {
