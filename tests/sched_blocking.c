@@ -8,6 +8,7 @@
  */
 #include "test.h"
 
+#include <pthread.h>
 #include <time.h>
 
 static atomic_long ticks;
@@ -48,13 +49,87 @@ static int keeps_workers_free(void *arg)
     weft_nursery *n;
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, ticker, NULL));
-    /* One worker: the ticker runs (and its timers fire) while fn blocks a
-     * pool thread. */
+    /* One worker: the ticker runs (and its timers fire) while fn blocks
+     * this thread: the worker moved to another one. */
     CHECK_EQ(weft_blocking(block_until_ticked, (void *)(intptr_t)-42), -42);
     CHECK(atomic_load(&ticks) >= 20);
     atomic_store(&stop_ticker, true);
     CHECK_OK(weft_nursery_close(n));
     weft_event_destroy(&ticked);
+    return 0;
+}
+
+static int long_caller(void *arg)
+{
+    CHECK_EQ(weft_blocking(block_until_ticked, arg), (int)(intptr_t)arg);
+    return 0;
+}
+
+/* Every worker in a long call at once (2 workers, 2 callers): the ticker
+ * still runs, on a thread the hand-off adds. */
+static int all_workers_in_calls(void *arg)
+{
+    (void)arg;
+    atomic_store(&ticks, 0);
+    atomic_store(&stop_ticker, false);
+    weft_event_init(&ticked);
+    weft_nursery *n, *callers;
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, ticker, NULL));
+    CHECK_OK(weft_nursery_open(&callers));
+    CHECK_OK(weft_spawn(callers, long_caller, (void *)(intptr_t)3));
+    CHECK_OK(weft_spawn(callers, long_caller, (void *)(intptr_t)3));
+    CHECK_OK(weft_nursery_close(callers));
+    CHECK(atomic_load(&ticks) >= 20);
+    atomic_store(&stop_ticker, true);
+    CHECK_OK(weft_nursery_close(n));
+    weft_event_destroy(&ticked);
+    return 0;
+}
+
+/* A pinned task's worker is never handed off: its call runs on its own
+ * thread, it resumes there, and the task queued behind it on its only
+ * worker waits for the call (API.md). */
+static atomic_int behind_ran, behind_ran_during_call;
+static atomic_bool in_pinned_call;
+static pthread_t fn_thread;
+
+static int behind(void *arg)
+{
+    (void)arg;
+    if (atomic_load(&in_pinned_call))
+        atomic_store(&behind_ran_during_call, 1);
+    atomic_store(&behind_ran, 1);
+    return 0;
+}
+
+static int pinned_body(void *arg)
+{
+    (void)arg;
+    fn_thread = pthread_self();
+    atomic_store(&in_pinned_call, true);
+    /* Long enough for the monitor to look many times. */
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    atomic_store(&in_pinned_call, false);
+    return 0;
+}
+
+static int pinned_caller(void *arg)
+{
+    (void)arg;
+    weft_pin();
+    pthread_t before = pthread_self();
+    weft_nursery *n;
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, behind, NULL));
+    CHECK_OK(weft_blocking(pinned_body, NULL));
+    CHECK(pthread_equal(before, fn_thread));
+    CHECK(pthread_equal(before, pthread_self()));
+    CHECK_OK(weft_nursery_close(n));
+    weft_unpin();
+    CHECK_EQ(atomic_load(&behind_ran), 1);
+    CHECK_EQ(atomic_load(&behind_ran_during_call), 0);
     return 0;
 }
 
@@ -177,6 +252,8 @@ int main(void)
     CHECK_EQ(weft_blocking(inline_fn, &v), 5); /* outside a task: inline */
     CHECK_EQ(weft_blocking(NULL, NULL), -EINVAL);
     CHECK_OK(test_run(1, keeps_workers_free, NULL));
+    CHECK_OK(test_run(2, all_workers_in_calls, NULL));
+    CHECK_OK(test_run(1, pinned_caller, NULL));
     weft_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.workers = 2;
