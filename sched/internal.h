@@ -545,6 +545,10 @@ extern WEFT__HIDDEN _Atomic(weft__rt *) weft__g_rt;
 extern WEFT__HIDDEN WEFT__TLS weft__worker *weft__tls_worker;
 
 static inline weft__worker *weft__self(void) { return weft__tls_worker; }
+/* The same, after a call that may have parked (so resumed the caller on
+ * another thread): computed in a function of its own, since a compiler may
+ * keep a TLS address from before the call in a register (trap 2). */
+WEFT__HIDDEN weft__worker *weft__self_fresh(void);
 
 WEFT__HIDDEN bool weft__task_cancelled_slow(weft__task *t);
 /* The cancellation rule itself, for a chain starting at `top`: walk outward,

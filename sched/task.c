@@ -277,7 +277,7 @@ void weft__task_run_inline(weft__task *c)
      * finished. */
     if (weft__cxx_eh)
         weft__eh_inline_end(host);
-    w = weft__self();
+    w = weft__self_fresh();
     w->current = host;
     host->worker = w;
     atomic_store_explicit(&host->state, T_RUNNING, memory_order_relaxed);

@@ -195,7 +195,7 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
         weft__timer_disarm(t);
     int reason = WS_REASON(atomic_load_explicit(&t->wstate, memory_order_acquire));
     if (reason == W_TIMER)
-        WEFT__COUNT(weft__self(), timers_fired, 1);
+        WEFT__COUNT(weft__self_fresh(), timers_fired, 1);
     if (reason == W_TIMER && (deadline == WEFT_FOREVER || weft__now() < deadline)) {
         /* Not the wait's own deadline: a scope's (armed at park time, or
          * re-aimed by a cancel walk since). That is a cancel. */

@@ -437,6 +437,18 @@ static bool run_task(weft__worker *w, weft__task *t)
     return true;
 }
 
+/* The thread's worker, read afresh after a switch that may have resumed us
+ * on another thread (trap 2): a compiler may keep the thread pointer, and so
+ * a TLS address computed before the switch, in a register across the call
+ * (clang's sanitizer builds did: TSan saw this task read the previous
+ * thread's weft__tls_worker). A call it cannot see into computes it again. */
+__attribute__((noinline)) weft__worker *weft__self_fresh(void)
+{
+    weft__worker *w = weft__tls_worker;
+    __asm__ volatile("" : "+r"(w));
+    return w;
+}
+
 void weft__switch_out(weft__task *t, int reason)
 {
     weft__worker *w = weft__self();
@@ -455,8 +467,9 @@ void weft__switch_out(weft__task *t, int reason)
         weft__fiber_before(w, t, NULL, reason == PREV_DONE);
         weft__ctx_switch(&t->ctx, &weft__tls_thr.sched_ctx);
     }
-    /* Running again, maybe on another worker: re-read the thread's worker. */
-    w = weft__self();
+    /* Running again, maybe on another worker: re-read the thread's worker
+     * (through a call: see weft__self_fresh). */
+    w = weft__self_fresh();
     weft__fiber_after(w, t);
     after_switch(w);
 }
@@ -468,7 +481,7 @@ void weft__switch_out_handed(weft__task *t)
     weft__tls_thr.handed_task = t;
     weft__fiber_before(NULL, t, NULL, false);
     weft__ctx_switch(&t->ctx, &weft__tls_thr.sched_ctx);
-    weft__worker *w = weft__self();
+    weft__worker *w = weft__self_fresh();
     weft__fiber_after(w, t);
     after_switch(w);
 }

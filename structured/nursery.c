@@ -539,7 +539,7 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
     if (t->scope_top != &n->scope)
         weft__scope_unwind(t, &n->scope, "weft_nursery_close", boundary);
     for (;;) {
-        weft__worker *w = weft__self();
+        weft__worker *w = weft__self_fresh(); /* after a park or an inline child */
         if (t->pin_count == 0 && weft__stack_remaining(t) > INLINE_MIN_STACK) {
             /* Our newest spawn, still in this worker's deque: take it back
              * (no tombstone); else any unstarted child (leaves one). */

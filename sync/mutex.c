@@ -154,7 +154,7 @@ static inline __attribute__((always_inline)) int lock_impl(weft_mutex *m)
     int64_t started = 0;
     bool waited = false;
     for (;;) {
-        w = weft__self(); /* we may have parked and moved */
+        w = weft__self_fresh(); /* we may have parked and moved */
         weft__spin_lock(&x->lock);
         unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
         if (!(s & LOCKED)) {
@@ -196,7 +196,7 @@ static inline __attribute__((always_inline)) int lock_impl(weft_mutex *m)
             if (weft__now() - started < STARVE_NS ||
                 !(atomic_load_explicit(&x->state, memory_order_relaxed) & WAITERS))
                 atomic_fetch_and_explicit(&x->state, ~STARVING, memory_order_relaxed);
-            took(x, weft__self(), t, id);
+            took(x, weft__self_fresh(), t, id);
             return 0;
         }
         waited = true;
