@@ -234,11 +234,26 @@ int weft_blocking(weft_fn fn, void *arg)
     if (weft__task_cancelled(t))
         return -ECANCELED;
     weft__rt *rt = w->rt;
+    /* Everything that touches w comes before the store of IN_CALL: from
+     * then on the monitor may give w to another thread at any moment. */
+    bool work_waits = has_local_work(w);
+    native_call c = {fn, arg, 0, t};
+    /* fn runs below the suspended scheduler context, on this thread's own
+     * stack (which belongs to the thread, not to w), as a plain thread:
+     * weft_in_task() is false inside. */
+    char *top = (char *)weft__tls_thr.sched_ctx.sp - 256;
+    /* For weft_dump: the task waits in its call. */
+    atomic_store_explicit(&t->wait_what, "weft_blocking", memory_order_relaxed);
+    atomic_store_explicit(&t->wait_obj, (const void *)fn, memory_order_relaxed);
+    atomic_store_explicit(&t->state, T_PARKED, memory_order_relaxed);
+    weft__tls_worker = NULL;
+    weft__tls_blocking_for = t;
     uint64_t in_call = ((atomic_load_explicit(&w->bcall, memory_order_relaxed) >> 2) + 1) << 2 |
                        WEFT__BC_IN_CALL;
-    /* release: pairs with the monitor's hand-off CAS. */
+    /* release: w's state so far is the next thread's (the monitor's
+     * hand-off CAS acquires it). */
     atomic_store_explicit(&w->bcall, in_call, memory_order_seq_cst);
-    if (has_local_work(w)) {
+    if (work_waits) {
         /* Work waits behind this call: an idle worker may steal it, and the
          * monitor must look soon in case the call lasts (woken from a
          * sleep longer than its fast look, once per sleep). */
@@ -247,13 +262,6 @@ int weft_blocking(weft_fn fn, void *arg)
             atomic_exchange(&weft__monitor_napping, false) && weft__monitor_poke)
             weft__monitor_poke();
     }
-
-    /* fn runs below the suspended scheduler context, on this thread's own
-     * stack, as a plain thread: weft_in_task() is false inside. */
-    native_call c = {fn, arg, 0, t};
-    char *top = (char *)weft__tls_thr.sched_ctx.sp - 256;
-    weft__tls_worker = NULL;
-    weft__tls_blocking_for = t;
     if (WEFT__UNLIKELY(weft__asan_fibers))
         weft__fiber_native_enter(t);
     weft__call_on_stack(on_native_stack, &c, top);
@@ -266,6 +274,7 @@ int weft_blocking(weft_fn fn, void *arg)
             atomic_compare_exchange_strong_explicit(&w->bcall, &expect, in_call & ~(uint64_t)3,
                                                     memory_order_acq_rel, memory_order_relaxed))) {
         weft__tls_worker = w;
+        atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
         return c.result;
     }
     /* The monitor gave w to another thread meanwhile: t leaves this one
