@@ -280,6 +280,7 @@ enum {
 };
 
 #define WEFT__NAME_MAX 32
+#define WEFT__WAIT_CHANS 4
 #define WEFT__INLINE_KEYS 4
 
 struct weft__task {
@@ -312,6 +313,11 @@ struct weft__task {
      * by a dumping thread (atomics: a racy but well-defined snapshot). */
     _Atomic(const char *) wait_what;
     _Atomic(const void *) wait_obj;
+    _Atomic uint64_t wait_since; /* weft__ticks() when the wait began (wait.c) */
+    /* A parked select's channels (up to WEFT__WAIT_CHANS of them), for the
+     * dump: stored by the task before it parks, relaxed (a snapshot). */
+    _Atomic(const void *) wait_chans[4];
+    atomic_uint wait_nchans;                       /* cases with a channel; may exceed the 4 kept */
     int64_t wait_deadline;                         /* the wait's own deadline */
     weft__scope *wait_dl_scope;                    /* scope whose deadline armed the timer */
     void (*cancel_hook)(weft__task *t, void *arg); /* run by a canceller */
@@ -521,6 +527,11 @@ struct weft__rt {
 
     /* Blocking pool (blocking.c). */
     void *blocking;
+
+    /* weft__ticks() and weft__now() when the runtime started: the tick
+     * rate for weft__ticks_to_ns. */
+    uint64_t ticks0;
+    int64_t ns0;
 };
 
 extern WEFT__HIDDEN _Atomic(weft__rt *) weft__g_rt;
@@ -770,6 +781,24 @@ static inline int64_t weft__deadline_add(int64_t now, int64_t ns)
         return WEFT_FOREVER;
     return now + ns;
 }
+
+/* A cheap monotonic tick count (the TSC, or the virtual counter on
+ * aarch64) for stamps on the park path, where a clock read would cost more
+ * than the rest of it. weft__ticks_to_ns converts a difference using the
+ * rate measured since the runtime started (rt.c). */
+static inline uint64_t weft__ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    return (uint64_t)weft__now();
+#endif
+}
+WEFT__HIDDEN int64_t weft__ticks_to_ns(weft__rt *rt, uint64_t dticks);
 
 /* ---- blocking.c ---------------------------------------------------------- */
 

@@ -37,6 +37,8 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
     rt->seed = seed;
     rt->seeded = seeded;
     atomic_store_explicit(&rt->cancel_gen, 1, memory_order_relaxed);
+    rt->ticks0 = weft__ticks();
+    rt->ns0 = weft__now();
     pthread_mutex_init(&rt->pool_lock, NULL);
     for (unsigned i = 0; i < nworkers; i++) {
         weft__worker *w = &rt->workers[i];
@@ -65,6 +67,17 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
     atomic_store_explicit(&last_seed, seed, memory_order_relaxed);
     *out = rt;
     return 0;
+}
+
+int64_t weft__ticks_to_ns(weft__rt *rt, uint64_t dticks)
+{
+    /* The rate over the whole run so far: no calibration loop at start,
+     * and the longer the run, the better the figure. */
+    uint64_t t = weft__ticks() - rt->ticks0;
+    int64_t ns = weft__now() - rt->ns0;
+    if (t == 0 || ns <= 0)
+        return 0;
+    return (int64_t)((long double)dticks * (long double)ns / (long double)t);
 }
 
 static void sum_counters(weft__rt *rt, weft__counters *c)

@@ -114,6 +114,8 @@ uint64_t weft__wait_begin(weft__task *t, unsigned flags)
         tok |= WS_CANCELLABLE;
     t->cancel_hook = NULL;
     t->wait_dl_scope = NULL;
+    /* For the dump's wait durations: a tick read, not a clock read. */
+    atomic_store_explicit(&t->wait_since, weft__ticks(), memory_order_relaxed);
     /* Nobody can touch handoff now: the previous wait's waker finished with
      * it before the task could run again. */
     atomic_store_explicit(&t->handoff, 0, memory_order_relaxed);

@@ -342,6 +342,15 @@ static int select_impl(weft_case *cases, size_t n, int64_t deadline, bool block)
     }
     /* Pass 2: a waiter on every case, one parker for all. */
     weft__wait_note(l.nlocks ? "select" : "select with no cases", cases);
+    if (t) {
+        /* The channels, for the dump (the cases live on our stack, which
+         * a dumping thread must not read). */
+        unsigned k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (cases[i].chan && k++ < WEFT__WAIT_CHANS)
+                atomic_store_explicit(&t->wait_chans[k - 1], cases[i].chan, memory_order_relaxed);
+        atomic_store_explicit(&t->wait_nchans, k, memory_order_relaxed);
+    }
     weft__parker p;
     weft__parker_begin(&p, true);
     for (size_t i = 0; i < n; i++) {

@@ -282,3 +282,8 @@ void weft_mutex_unlock(weft_mutex *m)
         weft__hb_release_slow(priv(m));
     unlock_impl(m);
 }
+
+uint64_t weft__mutex_owner(const void *m)
+{
+    return atomic_load_explicit(&((const mutex *)m)->owner, memory_order_relaxed);
+}
