@@ -80,7 +80,12 @@ typedef struct weft_config {
  * on main's behalf; 0. Before starting: -EBUSY if a runtime is running in
  * this process, -EINVAL for a bad config (a message on stderr names the
  * field), -ENOMEM, -EAGAIN (threads). cfg NULL means all defaults.
- * Raises the soft RLIMIT_NOFILE to the hard limit, as Go does. */
+ * Raises the soft RLIMIT_NOFILE to the hard limit, as Go does.
+ * Stuck tasks: a task that runs longer than WEFT_STUCK_MS milliseconds
+ * (default 100; 0: off) without parking or yielding, not counting time in
+ * weft_blocking, is reported once on stderr with its name, id, spawn site
+ * and worker (again only if it stays stuck ten times longer); see
+ * weft_stats.tasks_stuck. A WEFT_STUCK_MS that does not parse is -EINVAL. */
 WEFT_API int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg);
 
 /* Cancels the running runtime's root scope, as SIGINT would, except that
@@ -434,7 +439,12 @@ typedef struct weft_stats {
     uint64_t tasks_spawned, tasks_live, context_switches, steals, steal_attempts, worker_parks,
         worker_wakes, io_submitted, io_completed, timers_fired, failures_dropped;
     uint64_t stacks_returned; /* idle pooled stacks whose pages went back to the OS */
-    uint64_t reserved_[15];
+    /* What the monitor did for stuck workers (a task running without
+     * parking): stuck-task reports made (WEFT_STUCK_MS), timers it fired for
+     * a worker that could not, and idle workers it woke to take a stuck
+     * worker's queued tasks. */
+    uint64_t tasks_stuck, monitor_timers_fired, monitor_wakes;
+    uint64_t reserved_[12];
 } weft_stats;
 
 /* Counters summed over workers (of the running runtime, or of the last one).

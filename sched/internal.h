@@ -414,7 +414,8 @@ typedef struct {
 
 typedef struct {
     uint64_t tasks_spawned, tasks_done, context_switches, steals, steal_attempts, worker_parks,
-        worker_wakes, timers_fired, failures_dropped, stacks_returned;
+        worker_wakes, timers_fired, failures_dropped, stacks_returned, tasks_stuck,
+        mon_timers_fired, mon_wakes;
 } weft__counters;
 
 struct weft__worker {
@@ -465,6 +466,10 @@ struct weft__worker {
      * it got from the same word that told the waker it was parked. */
     atomic_uint idle;
     atomic_bool running_task; /* a task is on this worker now */
+    /* The task on this worker now, for the monitor's stuck-task report
+     * (stuck.c): stored at every switch-in, relaxed; the monitor trusts it
+     * only while the switch count stays unchanged around its reads. */
+    _Atomic(weft__task *) running;
 };
 
 #define WEFT__CTR_INDEX(field) (offsetof(weft__counters, field) / sizeof(uint64_t))
@@ -527,6 +532,12 @@ struct weft__rt {
 
     /* Blocking pool (blocking.c). */
     void *blocking;
+
+    /* Stuck tasks (stuck.c): the threshold (0: off), the monitor's
+     * per-worker state, and what the monitor did for stuck workers. */
+    int64_t stuck_ns;
+    void *stuck;
+    _Atomic uint64_t tasks_stuck, mon_timers_fired, mon_wakes;
 
     /* weft__ticks() and weft__now() when the runtime started: the tick
      * rate for weft__ticks_to_ns. */
@@ -639,6 +650,11 @@ WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);
  * woken to steal that work (a task blocked in a syscall stalls only itself). last[] holds each
  * worker's switch count from the previous look. Returns whether any worker is busy. */
 WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last);
+/* The monitor's stuck-task look (stuck.c): a task that has run longer than
+ * rt->stuck_ns without switching out is reported on stderr once, and again
+ * each time it has stayed stuck ten times longer. */
+WEFT__HIDDEN void weft__stuck_check(weft__rt *rt, int64_t now);
+WEFT__HIDDEN void weft__stuck_fini(weft__rt *rt);
 
 /* ---- runq.c / inject / inbox ------------------------------------------- */
 
@@ -820,6 +836,12 @@ extern WEFT__HIDDEN void (*weft__hook_task_exit)(weft__task *t);
 extern WEFT__HIDDEN void (*weft__hook_task_done)(weft__task *t, int result);
 /* Moves a started task from its nursery's unstarted list to the running one. */
 extern WEFT__HIDDEN void (*weft__hook_task_started_running)(weft__task *t);
+
+/* ---- trace.c ------------------------------------------------------------ */
+
+/* The monitor reported a stuck task (stuck.c): an instant on the trace's
+ * monitor track. No-op while tracing is off. */
+WEFT__HIDDEN void weft__trace_stuck(weft__worker *w, uint64_t task_id, int64_t stuck_ns);
 
 /* ---- fault.c ------------------------------------------------------------ */
 

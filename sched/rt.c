@@ -88,6 +88,9 @@ static void sum_counters(weft__rt *rt, weft__counters *c)
         for (size_t k = 0; k < sizeof *c / sizeof(uint64_t); k++)
             dst[k] += atomic_load_explicit(&rt->workers[i].ctr.v[k], memory_order_relaxed);
     c->stacks_returned = atomic_load_explicit(&rt->stacks_returned, memory_order_relaxed);
+    c->tasks_stuck = atomic_load_explicit(&rt->tasks_stuck, memory_order_relaxed);
+    c->mon_timers_fired = atomic_load_explicit(&rt->mon_timers_fired, memory_order_relaxed);
+    c->mon_wakes = atomic_load_explicit(&rt->mon_wakes, memory_order_relaxed);
 }
 
 void weft__rt_publish(weft__rt *rt)
@@ -104,6 +107,7 @@ void weft__rt_destroy(weft__rt *rt)
     atomic_store_explicit(&weft__g_rt, NULL, memory_order_release);
     pthread_mutex_unlock(&stats_lock);
     weft__blocking_fini(rt);
+    weft__stuck_fini(rt);
     for (unsigned i = 0; i < rt->nworkers; i++)
         weft__timers_fini(&rt->workers[i]);
     weft__task_free_all(rt);
@@ -150,6 +154,9 @@ void weft_stats_get(weft_stats *out)
     out->timers_fired = c.timers_fired;
     out->failures_dropped = c.failures_dropped;
     out->stacks_returned = c.stacks_returned;
+    out->tasks_stuck = c.tasks_stuck;
+    out->monitor_timers_fired = c.mon_timers_fired;
+    out->monitor_wakes = c.mon_wakes;
 }
 
 uint64_t weft_seed(void) { return atomic_load_explicit(&last_seed, memory_order_relaxed); }

@@ -257,6 +257,7 @@ void weft__task_run_inline(weft__task *c)
     atomic_store_explicit(&host->state, T_PARKED, memory_order_relaxed);
     w->current = c;
     c->worker = w;
+    atomic_store_explicit(&w->running, c, memory_order_relaxed);
     atomic_store_explicit(&c->state, T_RUNNING, memory_order_relaxed);
     if (weft__cxx_eh)
         weft__eh_inline_begin(host);
@@ -272,6 +273,7 @@ void weft__task_run_inline(weft__task *c)
     w = weft__self();
     w->current = host;
     host->worker = w;
+    atomic_store_explicit(&w->running, host, memory_order_relaxed);
     atomic_store_explicit(&host->state, T_RUNNING, memory_order_relaxed);
     weft__stack_put(w, c->stack);
     c->stack = NULL;

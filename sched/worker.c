@@ -404,6 +404,7 @@ static void run_task(weft__worker *w, weft__task *t)
     prepare(w, t);
     w->current = t;
     t->worker = w;
+    atomic_store_explicit(&w->running, t, memory_order_relaxed);
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&w->running_task, true, memory_order_relaxed);
     weft__fiber_before(w, NULL, t, false);
@@ -423,6 +424,7 @@ void weft__switch_out(weft__task *t, int reason)
         prepare(w, next);
         w->current = next;
         next->worker = w;
+        atomic_store_explicit(&w->running, next, memory_order_relaxed);
         atomic_store_explicit(&next->state, T_RUNNING, memory_order_relaxed);
         weft__fiber_before(w, t, next, reason == PREV_DONE);
         weft__ctx_switch(&t->ctx, &next->ctx);
@@ -649,10 +651,13 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last)
              * rest into its own run queue would run them out of deadline
              * order. The worker fires its own at its next scheduling tick. */
             if (rt->nworkers > 1 && next != WEFT_FOREVER && next <= weft__now())
-                weft__timers_run(w, weft__now());
+                atomic_fetch_add_explicit(&rt->mon_timers_fired, weft__timers_run(w, weft__now()),
+                                          memory_order_relaxed);
             if (weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
-                atomic_load_explicit(&w->runnext, memory_order_relaxed))
+                atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
+                atomic_fetch_add_explicit(&rt->mon_wakes, 1, memory_order_relaxed);
                 weft__wake_idle(rt);
+            }
         }
         last[i] = sw;
     }

@@ -20,6 +20,7 @@
 #define SYSMON_TICK_NS (2 * 1000 * 1000) /* stuck-worker look while any worker is busy */
 #define TRIM_TICK_NS (250 * 1000 * 1000) /* idle pooled stacks back to the OS (stack.c) */
 #define MAX_WORKERS 1024
+#define DEFAULT_STUCK_MS 100 /* WEFT_STUCK_MS: a task running this long unparked is reported */
 
 static atomic_bool running;
 static atomic_int mon_efd = -1;
@@ -99,6 +100,7 @@ typedef struct {
     bool no_signals;
     uint64_t seed;
     bool seeded;
+    int64_t stuck_ns;
 } settings;
 
 static int configure(const weft_config *cfg, settings *st)
@@ -135,6 +137,13 @@ static int configure(const weft_config *cfg, settings *st)
     if (cfg->io == WEFT_IO_AUTO && (e = getenv("WEFT_IO")) && *e) {
         if (strcmp(e, "uring") != 0 && strcmp(e, "epoll") != 0)
             return bad("WEFT_IO must be \"uring\" or \"epoll\"");
+    }
+    st->stuck_ns = DEFAULT_STUCK_MS * 1000000LL;
+    if ((e = getenv("WEFT_STUCK_MS")) && *e) {
+        if (parse_u64(e, &v) || v > 86400000)
+            return bad("WEFT_STUCK_MS must be a number of milliseconds (0: no stuck-task "
+                       "reports)");
+        st->stuck_ns = (int64_t)v * 1000000LL;
     }
     if ((e = getenv("WEFT_SEED")) && *e) {
         if (parse_u64(e, &v))
@@ -403,6 +412,7 @@ static void *monitor_main(void *arg)
         int64_t now = weft__now();
         if (last && now >= next_sysmon) {
             busy = weft__sysmon(m->rt, last);
+            weft__stuck_check(m->rt, now);
             next_sysmon = now + SYSMON_TICK_NS;
         }
         if (now >= next_trim) {
@@ -475,6 +485,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     if (rc)
         goto out_running;
     rt->no_signals = st.no_signals;
+    rt->stuck_ns = st.stuck_ns;
     weft__structured_install();
     rt->root_nursery = weft__nursery_new_root(rt);
     if (!rt->root_nursery) {
