@@ -105,6 +105,16 @@ WEFT_API int weft_yield(void);
 
 /* Returns -ECANCELED if the task is cancelled; yields only when the task's
  * cooperative budget is spent. Cheap: call it in long loops.
+ * The cooperative budget (as Tokio's coop): every operation that could have
+ * parked but did not (a lock, a channel send or receive, a select, an event,
+ * semaphore or waitgroup wait, an I/O call) spends one unit; when it is
+ * spent, the next such operation first yields (before taking anything, so
+ * never with a just-acquired lock), if another task could run on the
+ * worker. A park refills it. Never spent: the try_* calls (which never move
+ * a task), unlock, set, release. WEFT_COOP_BUDGET sets the refill (default
+ * 128; 0 turns the budget off; a value that does not parse is -EINVAL from
+ * weft_run). So a loop over always-ready work cannot starve the tasks
+ * queued behind it. Mutex lock stays no cancellation point.
  * May park: yes. Context: task (outside a task: returns 0). */
 WEFT_API int weft_checkpoint(void);
 

@@ -281,6 +281,7 @@ enum {
 
 #define WEFT__NAME_MAX 32
 #define WEFT__WAIT_CHANS 4
+#define WEFT__COOP_DEFAULT 128 /* the budget's refill (see weft__coop_spend) */
 #define WEFT__INLINE_KEYS 4
 
 struct weft__task {
@@ -612,6 +613,24 @@ static inline void weft__stack_put(weft__worker *w, weft__stack *s)
 extern WEFT__HIDDEN bool weft__asan_fibers, weft__cxx_eh;
 
 /* ---- task.c ------------------------------------------------------------- */
+
+/* The cooperative budget (Tokio's coop). Every operation that could have
+ * parked spends one unit on entry (a lock, a send or receive, a wait, an
+ * I/O call); when the budget runs out the operation first yields, if
+ * anything else could run here, so a loop over always-ready operations
+ * cannot starve the tasks queued behind it on its worker. A park refills
+ * the budget (the task gave way anyway), as do weft_yield and the coop
+ * yield itself. Not spent by try_* calls (they never move a task), unlock,
+ * set or release. WEFT_COOP_BUDGET (read at start) sets the refill; 0 turns
+ * the budget off (a refill of 2^32 - 1). The check is a decrement and a
+ * predicted branch on the task's own counter. */
+extern WEFT__HIDDEN uint32_t weft__coop_refill;
+WEFT__HIDDEN void weft__coop_yield(weft__task *t);
+static inline void weft__coop_spend(weft__task *t)
+{
+    if (WEFT__UNLIKELY(--t->budget == 0))
+        weft__coop_yield(t);
+}
 
 WEFT__HIDDEN weft__task *weft__task_alloc(weft__worker *w);
 WEFT__HIDDEN void weft__task_release(weft__task *t, unsigned bit);

@@ -168,6 +168,7 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
 {
     weft__worker *w = weft__self();
     t->wait_deadline = deadline;
+    t->budget = weft__coop_refill; /* it gives way now: a fresh budget */
     int64_t eff = deadline;
     if (flags & WAIT_CANCELLABLE) {
         if (weft__task_cancelled(t)) {

@@ -101,6 +101,7 @@ typedef struct {
     uint64_t seed;
     bool seeded;
     int64_t stuck_ns;
+    uint32_t coop_refill;
 } settings;
 
 static int configure(const weft_config *cfg, settings *st)
@@ -144,6 +145,13 @@ static int configure(const weft_config *cfg, settings *st)
             return bad("WEFT_STUCK_MS must be a number of milliseconds (0: no stuck-task "
                        "reports)");
         st->stuck_ns = (int64_t)v * 1000000LL;
+    }
+    st->coop_refill = WEFT__COOP_DEFAULT;
+    if ((e = getenv("WEFT_COOP_BUDGET")) && *e) {
+        if (parse_u64(e, &v) || v > (1u << 30))
+            return bad("WEFT_COOP_BUDGET must be a number of operations up to 2^30 (0: no "
+                       "cooperative budget)");
+        st->coop_refill = v ? (uint32_t)v : UINT32_MAX;
     }
     if ((e = getenv("WEFT_SEED")) && *e) {
         if (parse_u64(e, &v))
@@ -486,6 +494,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
         goto out_running;
     rt->no_signals = st.no_signals;
     rt->stuck_ns = st.stuck_ns;
+    /* Only tasks read it, and none runs yet. */
+    weft__coop_refill = st.coop_refill;
     weft__structured_install();
     rt->root_nursery = weft__nursery_new_root(rt);
     if (!rt->root_nursery) {

@@ -274,8 +274,11 @@ static int select_impl(weft_case *cases, size_t n, int64_t deadline, bool block)
         }
     }
     weft__task *t = weft__current();
-    if (block && t && weft__task_cancelled(t))
-        return -ECANCELED;
+    if (block && t) {
+        weft__coop_spend(t);
+        if (weft__task_cancelled(t))
+            return -ECANCELED;
+    }
 
     weft_chan *lk_stack[STACK_CASES];
     weft__waiter w_stack[STACK_CASES];
@@ -416,8 +419,11 @@ static int single(weft_chan *c, weft_case_op op, void *elem, bool block)
         return -EINVAL;
     }
     weft__task *t = weft__current();
-    if (block && t && weft__task_cancelled(t))
-        return -ECANCELED;
+    if (block && t) {
+        weft__coop_spend(t);
+        if (weft__task_cancelled(t))
+            return -ECANCELED;
+    }
     finish_list f = {{NULL, NULL}, 0};
     int res;
     weft__spin_lock(&c->lock);
