@@ -68,7 +68,16 @@ typedef struct weft_config {
     weft_io_backend io;        /* AUTO: io_uring, else epoll (or WEFT_IO) */
     unsigned blocking_threads; /* 0: 64, the cap of the weft_blocking pool */
     bool no_signals;           /* true: leave SIGINT/SIGTERM/SIGQUIT alone */
-    uint64_t reserved_[8];     /* must be zero */
+    /* Added in 0.1 from what was reserved_ (the struct's size is unchanged;
+     * zero means what it meant before): */
+    bool ignore_foreign_threads; /* true: deadlock detection does not wait for
+                                    threads weft did not create (see
+                                    weft_thread_never_wakes) */
+    const char *trace_path;      /* NULL: WEFT_TRACE if set, else no trace.
+                                    A Chrome/Perfetto trace-event JSON file
+                                    written when weft_run returns (copied at
+                                    start; "" = none) */
+    uint64_t reserved_[7];       /* must be zero */
 } weft_config;
 
 /* Runs main_fn(arg) as the root task inside a root nursery on a pool of

@@ -444,6 +444,7 @@ struct weft__worker {
     unsigned tcb_cache_n;
     uint64_t id_next, id_end; /* this worker's block of task ids (task.c) */
     pthread_t thread;
+    void *trace; /* this worker's trace events (trace.c), NULL when not tracing */
 
     /* Counters: written by the owner with relaxed atomics, read by anyone. */
     _Alignas(WEFT__CACHELINE) struct {
@@ -538,6 +539,7 @@ struct weft__rt {
      * per-worker state, and what the monitor did for stuck workers. */
     int64_t stuck_ns;
     void *stuck;
+    bool ignore_foreign; /* weft_config.ignore_foreign_threads (deadlock.c) */
     _Atomic uint64_t tasks_stuck, mon_timers_fired, mon_wakes;
 
     /* weft__ticks() and weft__now() when the runtime started: the tick
@@ -858,8 +860,28 @@ extern WEFT__HIDDEN void (*weft__hook_task_started_running)(weft__task *t);
 
 /* ---- trace.c ------------------------------------------------------------ */
 
-/* The monitor reported a stuck task (stuck.c): an instant on the trace's
- * monitor track. No-op while tracing is off. */
+/* The scheduler trace (WEFT_TRACE). Off, each hook costs one relaxed load
+ * and a predicted branch: callers test WEFT__TRACING() before calling. */
+extern WEFT__HIDDEN atomic_bool weft__trace_on;
+#define WEFT__TRACING() WEFT__UNLIKELY(atomic_load_explicit(&weft__trace_on, memory_order_relaxed))
+/* Opens path and allocates the workers' event arrays (before any worker or
+ * the monitor runs); path NULL or "": no trace. -errno on failure. */
+WEFT__HIDDEN int weft__trace_start(weft__rt *rt, const char *path);
+/* Writes the JSON and frees everything (after the workers and the monitor
+ * stopped). */
+WEFT__HIDDEN void weft__trace_finish(weft__rt *rt);
+#define WEFT__STOP_INLINE 100 /* weft__trace_stop: the host runs a child inline */
+WEFT__HIDDEN void weft__trace_run(weft__task *t);
+WEFT__HIDDEN void weft__trace_stop(weft__task *t, int reason);
+WEFT__HIDDEN void weft__trace_spawn(weft__task *parent, weft__task *child);
+/* Before the woken task can run (its wake precedes its run in the trace). */
+WEFT__HIDDEN void weft__trace_wake(weft__task *t, int reason);
+WEFT__HIDDEN void weft__trace_steal(int victim, weft__task *t);
+WEFT__HIDDEN void weft__trace_idle(bool begin);
+/* Monitor actions for a stuck worker: kind 0 = timers fired (a = how
+ * many), 1 = an idle worker woken to take its queue. Tests the flag itself. */
+WEFT__HIDDEN void weft__trace_monitor(int kind, weft__worker *w, uint64_t a);
+/* The monitor reported a stuck task (stuck.c). Tests the flag itself. */
 WEFT__HIDDEN void weft__trace_stuck(weft__worker *w, uint64_t task_id, int64_t stuck_ns);
 
 /* ---- fault.c ------------------------------------------------------------ */

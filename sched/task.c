@@ -254,6 +254,10 @@ void weft__task_run_inline(weft__task *c)
                           memory_order_relaxed);
     atomic_store_explicit(&host->wait_obj, c->nursery, memory_order_relaxed);
     atomic_store_explicit(&host->state, T_PARKED, memory_order_relaxed);
+    if (WEFT__TRACING()) {
+        weft__trace_stop(host, WEFT__STOP_INLINE);
+        weft__trace_run(c);
+    }
     w->current = c;
     c->worker = w;
     atomic_store_explicit(&w->running, c, memory_order_relaxed);
@@ -273,6 +277,10 @@ void weft__task_run_inline(weft__task *c)
     w->current = host;
     host->worker = w;
     atomic_store_explicit(&w->running, host, memory_order_relaxed);
+    if (WEFT__TRACING()) {
+        weft__trace_stop(c, PREV_DONE);
+        weft__trace_run(host);
+    }
     atomic_store_explicit(&host->state, T_RUNNING, memory_order_relaxed);
     weft__stack_put(w, c->stack);
     c->stack = NULL;

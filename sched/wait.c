@@ -133,6 +133,8 @@ bool weft__wake_claim(weft__task *t, uint64_t token, int reason)
 
 void weft__wake_finish(weft__task *t, int reason)
 {
+    if (WEFT__TRACING())
+        weft__trace_wake(t, reason);
     /* Before t can run: what the waker handed over happens-before t's
      * resumption (paired in weft__wait_park). */
     weft__hb_release(t);

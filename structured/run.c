@@ -102,7 +102,13 @@ typedef struct {
     bool seeded;
     int64_t stuck_ns;
     uint32_t coop_refill;
+    const char *trace_path;
+    bool ignore_foreign;
 } settings;
+
+/* The fields carved from reserved_ kept the struct's size and layout. */
+_Static_assert(sizeof(void *) != 8 || sizeof(weft_config) == 96, "weft_config changed size");
+_Static_assert(sizeof(void *) != 8 || sizeof(weft_stats) == 216, "weft_stats changed size");
 
 static int configure(const weft_config *cfg, settings *st)
 {
@@ -122,6 +128,8 @@ static int configure(const weft_config *cfg, settings *st)
     st->stack = cfg->stack_size;
     st->blocking = cfg->blocking_threads ? cfg->blocking_threads : 64;
     st->no_signals = cfg->no_signals;
+    st->ignore_foreign = cfg->ignore_foreign_threads;
+    st->trace_path = cfg->trace_path ? cfg->trace_path : getenv("WEFT_TRACE");
     uint64_t v;
     const char *e;
     if (!st->workers && (e = getenv("WEFT_WORKERS")) && *e) {
@@ -493,6 +501,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     if (rc)
         goto out_running;
     rt->no_signals = st.no_signals;
+    rt->ignore_foreign = st.ignore_foreign;
     rt->stuck_ns = st.stuck_ns;
     /* Only tasks read it, and none runs yet. */
     weft__coop_refill = st.coop_refill;
@@ -502,11 +511,15 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
         rc = -ENOMEM;
         goto out_rt;
     }
+    /* Before any worker or the monitor runs: they read the flag. */
+    rc = weft__trace_start(rt, st.trace_path);
+    if (rc)
+        goto out_root;
     monitor mon = {.rt = rt};
     mon.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (mon.efd < 0) {
         rc = -errno;
-        goto out_root;
+        goto out_trace;
     }
     atomic_store(&mon.stop, false);
     pthread_t mon_thread;
@@ -546,6 +559,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     (void)wr;
     pthread_join(mon_thread, NULL);
     watch_reset();
+    weft__trace_finish(rt);
     if (rc == 0) {
         int root_result = atomic_load(&rt->root_result);
         int nres = atomic_load(&rt->nursery_result);
@@ -560,6 +574,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     }
 out_efd:
     close(mon.efd);
+out_trace:
+    weft__trace_finish(rt);
 out_root:
     free(rt->root_nursery);
     weft__nursery_pool_fini();
