@@ -410,7 +410,8 @@ static bool valid(weft_chan *c)
     return false;
 }
 
-static int single(weft_chan *c, weft_case_op op, void *elem, bool block)
+static inline __attribute__((always_inline)) int single(weft_chan *c, weft_case_op op, void *elem,
+                                                        bool block)
 {
     if (!valid(c))
         return -EINVAL;
