@@ -873,6 +873,8 @@ WEFT__HIDDEN void weft__trace_finish(weft__rt *rt);
 #define WEFT__STOP_INLINE 100 /* weft__trace_stop: the host runs a child inline */
 WEFT__HIDDEN void weft__trace_run(weft__task *t);
 WEFT__HIDDEN void weft__trace_stop(weft__task *t, int reason);
+/* t stops (reason PREV_*), next (NULL: none) runs on the same worker. */
+WEFT__HIDDEN void weft__trace_switch(weft__task *t, int reason, weft__task *next);
 WEFT__HIDDEN void weft__trace_spawn(weft__task *parent, weft__task *child);
 /* Before the woken task can run (its wake precedes its run in the trace). */
 WEFT__HIDDEN void weft__trace_wake(weft__task *t, int reason);

@@ -114,6 +114,13 @@ void weft__trace_stop(weft__task *t, int reason)
     emit(EV_STOP, reason, t->id, 0, what, NULL);
 }
 
+void weft__trace_switch(weft__task *t, int reason, weft__task *next)
+{
+    weft__trace_stop(t, reason);
+    if (next)
+        weft__trace_run(next);
+}
+
 void weft__trace_spawn(weft__task *parent, weft__task *child)
 {
     emit(EV_SPAWN, 0, parent ? parent->id : 0, child->id, NULL, NULL);

@@ -419,18 +419,17 @@ static void run_task(weft__worker *w, weft__task *t)
 void weft__switch_out(weft__task *t, int reason)
 {
     weft__worker *w = weft__self();
-    if (WEFT__TRACING())
-        weft__trace_stop(t, reason);
     w->prev = t;
     w->prev_action = reason;
     weft__task *next = pick_local(w);
+    /* One check for both events of the switch (the stop, the next run). */
+    if (WEFT__TRACING())
+        weft__trace_switch(t, reason, next);
     if (next) {
         prepare(w, next);
         w->current = next;
         next->worker = w;
         atomic_store_explicit(&w->running, next, memory_order_relaxed);
-        if (WEFT__TRACING())
-            weft__trace_run(next);
         atomic_store_explicit(&next->state, T_RUNNING, memory_order_relaxed);
         weft__fiber_before(w, t, next, reason == PREV_DONE);
         weft__ctx_switch(&t->ctx, &next->ctx);
