@@ -177,6 +177,27 @@ WEFT_API const char *weft_task_name(void);
  * (no pool thread exists and none can be created; fn did not run). */
 WEFT_API int weft_blocking(weft_fn fn, void *arg);
 
+/* Deadlock detection in a process with threads weft did not create. By
+ * default a deadlock is reported only when every such thread is parked in
+ * a weft wait or gone: an idle foreign thread (a logger, a metrics
+ * exporter) could still wake a task. weft_thread_never_wakes declares that
+ * the calling thread will never wake a task (it makes no weft call that
+ * could end a task's wait: no set, release, signal, send, receive, unlock,
+ * close, cancel), so the detector stops waiting for it; label (copied, up
+ * to 31 bytes; NULL: the thread's name) names it in the deadlock report,
+ * which lists the foreign threads weft knows of (declared ones, and plain
+ * threads parked in a weft wait) and what each waits on. The declaration
+ * lasts until weft_thread_may_wake or the thread's exit. For all foreign
+ * threads at once, set weft_config.ignore_foreign_threads (or
+ * WEFT_IGNORE_FOREIGN_THREADS=1 with the field false).
+ * May park: no. Context: a plain thread (not a task, not a weft_blocking
+ * body). Returns 0, -EPERM from a task or a blocking body, -ENOSPC when 256
+ * threads are declared already. */
+WEFT_API int weft_thread_never_wakes(const char *label);
+/* Withdraws the calling thread's weft_thread_never_wakes. No-op if it made
+ * none. Context: a plain thread. */
+WEFT_API void weft_thread_may_wake(void);
+
 /* Keeps the calling task on its current worker: never stolen, never moved
  * when woken. Nests (a counter). Context: task (no-op outside). */
 WEFT_API void weft_pin(void);

@@ -743,6 +743,9 @@ WEFT__HIDDEN void weft__idle_unpark(weft__worker *w);
 
 /* ---- wait.c: park/wake and per-task cancel state ------------------------ */
 
+extern WEFT__HIDDEN WEFT__TLS bool weft__tls_never_wakes;
+extern WEFT__HIDDEN WEFT__TLS const char *weft__tls_thread_wait_what;
+extern WEFT__HIDDEN WEFT__TLS const void *weft__tls_thread_wait_obj;
 WEFT__HIDDEN uint64_t weft__wait_begin(weft__task *t, unsigned flags);
 /* Notes what the current task is about to wait on (shown by weft_dump). */
 static inline void weft__wait_note(const char *what, const void *obj)
@@ -752,6 +755,9 @@ static inline void weft__wait_note(const char *what, const void *obj)
     if (t) {
         atomic_store_explicit(&t->wait_what, what, memory_order_relaxed);
         atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
+    } else {
+        weft__tls_thread_wait_what = what; /* a plain thread (deadlock report) */
+        weft__tls_thread_wait_obj = obj;
     }
 }
 /* Parks t (must be current) until a waker fires token, the deadline passes
@@ -845,6 +851,17 @@ WEFT__HIDDEN void weft__blocking_fini(weft__rt *rt);
 WEFT__HIDDEN bool weft__blocking_busy(weft__rt *rt, unsigned *threads);
 /* Plain threads parked in a weft wait right now (sync/waitq.c). */
 extern WEFT__HIDDEN atomic_int weft__threads_parked;
+/* Foreign threads for the deadlock detector (structured/deadlock.c keeps
+ * the table; sched and sync only note into it). A thread that called
+ * weft_thread_never_wakes is not counted while parked in a weft wait
+ * (it is already discounted). A plain thread parked in a weft wait notes
+ * what it waits on, for the deadlock report. */
+WEFT__HIDDEN void weft__thread_wait_note(bool parked);
+/* Declared threads still alive (threads.c). */
+WEFT__HIDDEN unsigned weft__threads_declared_alive(void);
+/* The foreign threads weft knows of and what each waits on, for the
+ * deadlock report. */
+WEFT__HIDDEN void weft__threads_report(FILE *f, bool ignoring);
 extern WEFT__HIDDEN WEFT__TLS weft__task *weft__tls_blocking_for;
 
 /* ---- structured (called from sched) ------------------------------------ */

@@ -132,6 +132,11 @@ static int configure(const weft_config *cfg, settings *st)
     st->trace_path = cfg->trace_path ? cfg->trace_path : getenv("WEFT_TRACE");
     uint64_t v;
     const char *e;
+    if (!st->ignore_foreign && (e = getenv("WEFT_IGNORE_FOREIGN_THREADS")) && *e) {
+        if (strcmp(e, "0") != 0 && strcmp(e, "1") != 0)
+            return bad("WEFT_IGNORE_FOREIGN_THREADS must be 0 or 1");
+        st->ignore_foreign = e[0] == '1';
+    }
     if (!st->workers && (e = getenv("WEFT_WORKERS")) && *e) {
         /* 0 means what workers = 0 means in the config: one per CPU. */
         if (parse_u64(e, &v) || v > MAX_WORKERS)
