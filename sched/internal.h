@@ -280,7 +280,6 @@ enum {
 };
 
 #define WEFT__NAME_MAX 32
-#define WEFT__WAIT_CHANS 4
 #define WEFT__COOP_DEFAULT 128 /* the budget's refill (see weft__coop_spend) */
 #define WEFT__INLINE_KEYS 4
 
@@ -290,7 +289,16 @@ struct weft__task {
     atomic_uint state;
     atomic_uint life;
     atomic_uint handoff;
+    /* For weft_dump, written before every park that uses them, so they need
+     * no clearing on reuse (and spawn's memset stays short): when the wait
+     * began (weft__ticks(), wait.c), and for a parked select how many cases
+     * have a channel and the second one (wait_obj holds the first). In the
+     * padding before wstate and one word: the block grew by 16 bytes.
+     * Relaxed: a snapshot. */
+    atomic_uint wait_nchans;
     _Atomic uint64_t wstate; /* gen << 8, cancellable bit, reason (wait.c) */
+    _Atomic uint64_t wait_since;
+    _Atomic(const void *) wait_chan2;
 
     /* Switched-out state; owned by whoever holds the task (see states). */
     weft__ctx ctx;
@@ -314,11 +322,6 @@ struct weft__task {
      * by a dumping thread (atomics: a racy but well-defined snapshot). */
     _Atomic(const char *) wait_what;
     _Atomic(const void *) wait_obj;
-    _Atomic uint64_t wait_since; /* weft__ticks() when the wait began (wait.c) */
-    /* A parked select's channels (up to WEFT__WAIT_CHANS of them), for the
-     * dump: stored by the task before it parks, relaxed (a snapshot). */
-    _Atomic(const void *) wait_chans[4];
-    atomic_uint wait_nchans;                       /* cases with a channel; may exceed the 4 kept */
     int64_t wait_deadline;                         /* the wait's own deadline */
     weft__scope *wait_dl_scope;                    /* scope whose deadline armed the timer */
     void (*cancel_hook)(weft__task *t, void *arg); /* run by a canceller */

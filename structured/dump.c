@@ -195,6 +195,9 @@ static void dump_wait(dctx *c, weft__task *t)
     const char *what = atomic_load_explicit(&t->wait_what, memory_order_relaxed);
     const void *obj = atomic_load_explicit(&t->wait_obj, memory_order_relaxed);
     uint64_t since = atomic_load_explicit(&t->wait_since, memory_order_relaxed);
+    /* A host running a child inline began no wait (task.c): no stamp. */
+    if (what && strstr(what, "running a child inline"))
+        since = 0;
     int64_t waited = since && c->now_ticks > since ? weft__ticks_to_ns(c->rt, c->now_ticks - since)
                                                    : 0;
     if (!what)
@@ -203,12 +206,11 @@ static void dump_wait(dctx *c, weft__task *t)
     out(b, " in %s", what);
     if (strcmp(what, "select") == 0) {
         unsigned k = atomic_load_explicit(&t->wait_nchans, memory_order_relaxed);
-        out(b, " on");
-        for (unsigned i = 0; i < k && i < WEFT__WAIT_CHANS; i++)
-            out(b, "%s channel %p", i ? "," : "",
-                atomic_load_explicit(&t->wait_chans[i], memory_order_relaxed));
-        if (k > WEFT__WAIT_CHANS)
-            out(b, " and %u more", k - WEFT__WAIT_CHANS);
+        out(b, " on channel %p", obj);
+        if (k > 1)
+            out(b, ", channel %p", atomic_load_explicit(&t->wait_chan2, memory_order_relaxed));
+        if (k > 2)
+            out(b, " and %u more", k - 2);
     } else if (strcmp(what, "weft_blocking") == 0) {
         out(b, " running");
         out_function(b, obj);

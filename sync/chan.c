@@ -344,16 +344,22 @@ static int select_impl(weft_case *cases, size_t n, int64_t deadline, bool block)
         goto out;
     }
     /* Pass 2: a waiter on every case, one parker for all. */
-    weft__wait_note(l.nlocks ? "select" : "select with no cases", cases);
-    if (t) {
-        /* The channels, for the dump (the cases live on our stack, which
-         * a dumping thread must not read). */
-        unsigned k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (cases[i].chan && k++ < WEFT__WAIT_CHANS)
-                atomic_store_explicit(&t->wait_chans[k - 1], cases[i].chan, memory_order_relaxed);
-        atomic_store_explicit(&t->wait_nchans, k, memory_order_relaxed);
+    /* For the dump, the first two channels and the count (the cases live
+     * on our stack, which a dumping thread must not read). */
+    const void *first = NULL;
+    unsigned k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cases[i].chan)
+            continue;
+        if (k == 0)
+            first = cases[i].chan;
+        else if (k == 1 && t)
+            atomic_store_explicit(&t->wait_chan2, cases[i].chan, memory_order_relaxed);
+        k++;
     }
+    if (t)
+        atomic_store_explicit(&t->wait_nchans, k, memory_order_relaxed);
+    weft__wait_note(l.nlocks ? "select" : "select with no cases", first);
     weft__parker p;
     weft__parker_begin(&p, true);
     for (size_t i = 0; i < n; i++) {
