@@ -472,8 +472,9 @@ struct weft__worker {
     atomic_uint idle;
     atomic_bool running_task; /* a task is on this worker now */
     /* The task on this worker now, for the monitor's stuck-task report
-     * (stuck.c): stored at every switch-in, relaxed; the monitor trusts it
-     * only while the switch count stays unchanged around its reads. */
+     * (stuck.c): stored at every switch-in with release (a plain store on
+     * x86), paired with the monitor's acquire; the monitor trusts it only
+     * while the switch count stays unchanged around its reads. */
     _Atomic(weft__task *) running;
 };
 

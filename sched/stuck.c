@@ -15,8 +15,9 @@
  * Time inside weft_blocking never counts: the task is parked there and its
  * worker runs other tasks.
  *
- * Races. The monitor reads w->running (stored at every switch-in) and the
- * task's fields while the task runs. It trusts them only if the worker's
+ * Races. The monitor reads w->running (stored with release at every
+ * switch-in, loaded with acquire: the task's spawn happens-before the
+ * monitor's reads) and the task's fields while the task runs. It trusts them only if the worker's
  * switch count is the same before and after the reads: the task was on
  * the worker the whole time, so its block cannot have been recycled. The
  * name is copied under the task's lock (weft_task_set_name takes it); the
@@ -38,7 +39,9 @@ static uint64_t switches(weft__worker *w)
 
 static void report(weft__rt *rt, weft__worker *w, stuck_w *s, int64_t stuck_for)
 {
-    weft__task *t = atomic_load_explicit(&w->running, memory_order_relaxed);
+    /* acquire: pairs with the release store at switch-in, so the task's
+     * spawn (its block's initialisation) happens-before these reads. */
+    weft__task *t = atomic_load_explicit(&w->running, memory_order_acquire);
     if (!t)
         return;
     char name[WEFT__NAME_MAX];

@@ -260,7 +260,7 @@ void weft__task_run_inline(weft__task *c)
     }
     w->current = c;
     c->worker = w;
-    atomic_store_explicit(&w->running, c, memory_order_relaxed);
+    atomic_store_explicit(&w->running, c, memory_order_release);
     atomic_store_explicit(&c->state, T_RUNNING, memory_order_relaxed);
     if (weft__cxx_eh)
         weft__eh_inline_begin(host);
@@ -276,7 +276,7 @@ void weft__task_run_inline(weft__task *c)
     w = weft__self();
     w->current = host;
     host->worker = w;
-    atomic_store_explicit(&w->running, host, memory_order_relaxed);
+    atomic_store_explicit(&w->running, host, memory_order_release);
     if (WEFT__TRACING()) {
         weft__trace_stop(c, PREV_DONE);
         weft__trace_run(host);

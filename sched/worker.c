@@ -404,7 +404,7 @@ static void run_task(weft__worker *w, weft__task *t)
     prepare(w, t);
     w->current = t;
     t->worker = w;
-    atomic_store_explicit(&w->running, t, memory_order_relaxed);
+    atomic_store_explicit(&w->running, t, memory_order_release);
     if (WEFT__TRACING())
         weft__trace_run(t);
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
@@ -429,7 +429,7 @@ void weft__switch_out(weft__task *t, int reason)
         prepare(w, next);
         w->current = next;
         next->worker = w;
-        atomic_store_explicit(&w->running, next, memory_order_relaxed);
+        atomic_store_explicit(&w->running, next, memory_order_release);
         atomic_store_explicit(&next->state, T_RUNNING, memory_order_relaxed);
         weft__fiber_before(w, t, next, reason == PREV_DONE);
         weft__ctx_switch(&t->ctx, &next->ctx);
