@@ -74,6 +74,21 @@ static int quiet_root(void *arg)
     return stuck_root(arg);
 }
 
+static bool counting_ok(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    return false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    return false;
+#else
+    return true;
+#endif
+#else
+    return true;
+#endif
+}
+
 static int from_task(void *arg)
 {
     (void)arg;
@@ -86,29 +101,40 @@ int main(void)
     test_watchdog(100);
     int status;
 
-    /* The logger declared: reported, named with what it waits on. */
-    atomic_store(&declare, 1);
-    char *out = test_run_in_child(2, stuck_root, NULL, &status);
-    fprintf(stderr, "%s", out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3); /* -EDEADLK */
-    CHECK(strstr(out, "weft: deadlock: all tasks are asleep") != NULL);
-    CHECK(strstr(out, "\"the logger\": declared never to wake weft") != NULL);
-    CHECK(strstr(out, "\"evwaiter\": parked in a weft wait: event") != NULL);
+    char *out;
+    /* The logger declared: reported, named with what it waits on. Under
+     * TSan the process runs threads of the sanitizer's own (more of them
+     * after a fork) that the detector's count cannot tell apart, so the
+     * cases that rest on counting threads run in the other builds. */
+    if (counting_ok() && test_case_selected("declared")) {
+        atomic_store(&declare, 1);
+        out = test_run_in_child(2, stuck_root, NULL, &status);
+        fprintf(stderr, "%s", out);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3); /* -EDEADLK */
+        CHECK(strstr(out, "weft: deadlock: all tasks are asleep") != NULL);
+        CHECK(strstr(out, "\"the logger\": declared never to wake weft") != NULL);
+        CHECK(strstr(out, "\"evwaiter\": parked in a weft wait: event") != NULL);
+    }
 
     /* Nothing declared, but foreign threads ignored: reported too. */
-    atomic_store(&declare, 0);
-    out = test_run_in_child(2, stuck_root, "WEFT_IGNORE_FOREIGN_THREADS=1", &status);
-    fprintf(stderr, "%s", out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
-    CHECK(strstr(out, "weft: deadlock: all tasks are asleep") != NULL);
-    CHECK(strstr(out, "\"evwaiter\": parked in a weft wait: event") != NULL);
+    if (test_case_selected("ignored")) {
+        atomic_store(&declare, 0);
+        out = test_run_in_child(2, stuck_root, "WEFT_IGNORE_FOREIGN_THREADS=1", &status);
+        fprintf(stderr, "%s", out);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+        CHECK(strstr(out, "weft: deadlock: all tasks are asleep") != NULL);
+        CHECK(strstr(out, "\"evwaiter\": parked in a weft wait: event") != NULL);
+    }
 
     /* Neither: the idle logger could still act, so no report (the run is
      * cancelled from outside instead, and returns its cancel). */
-    out = test_run_in_child(2, quiet_root, NULL, &status);
-    fprintf(stderr, "%s", out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
-    CHECK(strstr(out, "weft: deadlock") == NULL);
+    if (test_case_selected("neither")) {
+        atomic_store(&declare, 0);
+        out = test_run_in_child(2, quiet_root, NULL, &status);
+        fprintf(stderr, "%s", out);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+        CHECK(strstr(out, "weft: deadlock") == NULL);
+    }
 
     /* Misuse is an error, not a crash; a bad variable is -EINVAL. */
     CHECK_OK(test_run(1, from_task, NULL));
