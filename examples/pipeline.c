@@ -22,6 +22,7 @@ typedef struct {
 static int generate(void *arg)
 {
     pipeline *p = arg;
+    weft_task_set_name("generate"); /* shown in dumps and traces */
     int rc = 0;
     for (long i = 1; i <= p->count && rc == 0; i++)
         rc = weft_chan_send(p->nums, &i);
@@ -31,6 +32,7 @@ static int generate(void *arg)
 
 static int square(void *arg)
 {
+    weft_task_set_name("square");
     pipeline *p = arg;
     long v;
     int rc;

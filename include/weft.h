@@ -68,7 +68,16 @@ typedef struct weft_config {
     weft_io_backend io;        /* AUTO: io_uring, else epoll (or WEFT_IO) */
     unsigned blocking_threads; /* 0: 64: threads weft_blocking hand-offs may add */
     bool no_signals;           /* true: leave SIGINT/SIGTERM/SIGQUIT alone */
-    uint64_t reserved_[8];     /* must be zero */
+    /* Added in 0.1 from what was reserved_ (the struct's size is unchanged;
+     * zero means what it meant before): */
+    bool ignore_foreign_threads; /* true: deadlock detection does not wait for
+                                    threads weft did not create (see
+                                    weft_thread_never_wakes) */
+    const char *trace_path;      /* NULL: WEFT_TRACE if set, else no trace.
+                                    A Chrome/Perfetto trace-event JSON file
+                                    written when weft_run returns (copied at
+                                    start; "" = none) */
+    uint64_t reserved_[7];       /* must be zero */
 } weft_config;
 
 /* Runs main_fn(arg) as the root task inside a root nursery on a pool of
@@ -80,7 +89,12 @@ typedef struct weft_config {
  * on main's behalf; 0. Before starting: -EBUSY if a runtime is running in
  * this process, -EINVAL for a bad config (a message on stderr names the
  * field), -ENOMEM, -EAGAIN (threads). cfg NULL means all defaults.
- * Raises the soft RLIMIT_NOFILE to the hard limit, as Go does. */
+ * Raises the soft RLIMIT_NOFILE to the hard limit, as Go does.
+ * Stuck tasks: a task that runs longer than WEFT_STUCK_MS milliseconds
+ * (default 100; 0: off) without parking or yielding, not counting time in
+ * weft_blocking, is reported once on stderr with its name, id, spawn site
+ * and worker (again only if it stays stuck ten times longer); see
+ * weft_stats.tasks_stuck. A WEFT_STUCK_MS that does not parse is -EINVAL. */
 WEFT_API int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg);
 
 /* Cancels the running runtime's root scope, as SIGINT would, except that
@@ -100,6 +114,16 @@ WEFT_API int weft_yield(void);
 
 /* Returns -ECANCELED if the task is cancelled; yields only when the task's
  * cooperative budget is spent. Cheap: call it in long loops.
+ * The cooperative budget (as Tokio's coop): every operation that could have
+ * parked but did not (a lock, a channel send or receive, a select, an event,
+ * semaphore or waitgroup wait, an I/O call) spends one unit; when it is
+ * spent, the next such operation first yields (before taking anything, so
+ * never with a just-acquired lock), if another task could run on the
+ * worker. A park refills it. Never spent: the try_* calls (which never move
+ * a task), unlock, set, release. WEFT_COOP_BUDGET sets the refill (default
+ * 128; 0 turns the budget off; a value that does not parse is -EINVAL from
+ * weft_run). So a loop over always-ready work cannot starve the tasks
+ * queued behind it. Mutex lock stays no cancellation point.
  * May park: yes. Context: task (outside a task: returns 0). */
 WEFT_API int weft_checkpoint(void);
 
@@ -159,6 +183,27 @@ WEFT_API const char *weft_task_name(void);
  * May park: yes (the task may resume on another thread). Context: both.
  * Returns fn's result or -ECANCELED (-EINVAL: fn NULL). */
 WEFT_API int weft_blocking(weft_fn fn, void *arg);
+
+/* Deadlock detection in a process with threads weft did not create. By
+ * default a deadlock is reported only when every such thread is parked in
+ * a weft wait or gone: an idle foreign thread (a logger, a metrics
+ * exporter) could still wake a task. weft_thread_never_wakes declares that
+ * the calling thread will never wake a task (it makes no weft call that
+ * could end a task's wait: no set, release, signal, send, receive, unlock,
+ * close, cancel), so the detector stops waiting for it; label (copied, up
+ * to 31 bytes; NULL: the thread's name) names it in the deadlock report,
+ * which lists the foreign threads weft knows of (declared ones, and plain
+ * threads parked in a weft wait) and what each waits on. The declaration
+ * lasts until weft_thread_may_wake or the thread's exit. For all foreign
+ * threads at once, set weft_config.ignore_foreign_threads (or
+ * WEFT_IGNORE_FOREIGN_THREADS=1 with the field false).
+ * May park: no. Context: a plain thread (not a task, not a weft_blocking
+ * body). Returns 0, -EPERM from a task or a blocking body, -ENOSPC when 256
+ * threads are declared already. */
+WEFT_API int weft_thread_never_wakes(const char *label);
+/* Withdraws the calling thread's weft_thread_never_wakes. No-op if it made
+ * none. Context: a plain thread. */
+WEFT_API void weft_thread_may_wake(void);
 
 /* Keeps the calling task on its current worker: never stolen, never moved
  * when woken. Nests (a counter). Context: task (no-op outside). */
@@ -441,7 +486,12 @@ typedef struct weft_stats {
     uint64_t tasks_spawned, tasks_live, context_switches, steals, steal_attempts, worker_parks,
         worker_wakes, io_submitted, io_completed, timers_fired, failures_dropped;
     uint64_t stacks_returned; /* idle pooled stacks whose pages went back to the OS */
-    uint64_t reserved_[15];
+    /* What the monitor did for stuck workers (a task running without
+     * parking): stuck-task reports made (WEFT_STUCK_MS), timers it fired for
+     * a worker that could not, and idle workers it woke to take a stuck
+     * worker's queued tasks. */
+    uint64_t tasks_stuck, monitor_timers_fired, monitor_wakes;
+    uint64_t reserved_[12];
 } weft_stats;
 
 /* Counters summed over workers (of the running runtime, or of the last one).

@@ -281,6 +281,7 @@ enum {
 };
 
 #define WEFT__NAME_MAX 32
+#define WEFT__COOP_DEFAULT 128 /* the budget's refill (see weft__coop_spend) */
 #define WEFT__INLINE_KEYS 4
 
 struct weft__task {
@@ -289,7 +290,16 @@ struct weft__task {
     atomic_uint state;
     atomic_uint life;
     atomic_uint handoff;
+    /* For weft_dump, written before every park that uses them, so they need
+     * no clearing on reuse (and spawn's memset stays short): when the wait
+     * began (weft__ticks(), wait.c), and for a parked select how many cases
+     * have a channel and the second one (wait_obj holds the first). In the
+     * padding before wstate and one word: the block grew by 16 bytes.
+     * Relaxed: a snapshot. */
+    atomic_uint wait_nchans;
     _Atomic uint64_t wstate; /* gen << 8, cancellable bit, reason (wait.c) */
+    _Atomic uint64_t wait_since;
+    _Atomic(const void *) wait_chan2;
 
     /* Switched-out state; owned by whoever holds the task (see states). */
     weft__ctx ctx;
@@ -409,7 +419,8 @@ typedef struct {
 
 typedef struct {
     uint64_t tasks_spawned, tasks_done, context_switches, steals, steal_attempts, worker_parks,
-        worker_wakes, timers_fired, failures_dropped, stacks_returned;
+        worker_wakes, timers_fired, failures_dropped, stacks_returned, tasks_stuck,
+        mon_timers_fired, mon_wakes;
 } weft__counters;
 
 /* What belongs to an OS thread that drives a worker, not to the worker: a
@@ -452,6 +463,7 @@ struct weft__worker {
     unsigned tcb_cache_n;
     uint64_t id_next, id_end; /* this worker's block of task ids (task.c) */
     pthread_t thread;
+    void *trace; /* this worker's trace events (trace.c), NULL when not tracing */
 
     /* Counters: written by the owner with relaxed atomics, read by anyone. */
     _Alignas(WEFT__CACHELINE) struct {
@@ -477,6 +489,11 @@ struct weft__worker {
     atomic_bool running_task; /* a task is on this worker now */
     _Atomic uint64_t bcall;   /* WEFT__BC_* | seq << 2 (blocking.c) */
     atomic_uint npinned;      /* tasks pinned here: no hand-off while > 0 */
+    /* The task on this worker now, for the monitor's stuck-task report
+     * (stuck.c): stored at every switch-in with release (a plain store on
+     * x86), paired with the monitor's acquire; the monitor trusts it only
+     * while the switch count stays unchanged around its reads. */
+    _Atomic(weft__task *) running;
 };
 
 #define WEFT__CTR_INDEX(field) (offsetof(weft__counters, field) / sizeof(uint64_t))
@@ -539,6 +556,18 @@ struct weft__rt {
 
     /* Blocking pool (blocking.c). */
     void *blocking;
+
+    /* Stuck tasks (stuck.c): the threshold (0: off), the monitor's
+     * per-worker state, and what the monitor did for stuck workers. */
+    int64_t stuck_ns;
+    void *stuck;
+    bool ignore_foreign; /* weft_config.ignore_foreign_threads (deadlock.c) */
+    _Atomic uint64_t tasks_stuck, mon_timers_fired, mon_wakes;
+
+    /* weft__ticks() and weft__now() when the runtime started: the tick
+     * rate for weft__ticks_to_ns. */
+    uint64_t ticks0;
+    int64_t ns0;
 };
 
 extern WEFT__HIDDEN _Atomic(weft__rt *) weft__g_rt;
@@ -613,6 +642,24 @@ extern WEFT__HIDDEN bool weft__asan_fibers, weft__cxx_eh;
 
 /* ---- task.c ------------------------------------------------------------- */
 
+/* The cooperative budget (Tokio's coop). Every operation that could have
+ * parked spends one unit on entry (a lock, a send or receive, a wait, an
+ * I/O call); when the budget runs out the operation first yields, if
+ * anything else could run here, so a loop over always-ready operations
+ * cannot starve the tasks queued behind it on its worker. A park refills
+ * the budget (the task gave way anyway), as do weft_yield and the coop
+ * yield itself. Not spent by try_* calls (they never move a task), unlock,
+ * set or release. WEFT_COOP_BUDGET (read at start) sets the refill; 0 turns
+ * the budget off (a refill of 2^32 - 1). The check is a decrement and a
+ * predicted branch on the task's own counter. */
+extern WEFT__HIDDEN uint32_t weft__coop_refill;
+WEFT__HIDDEN void weft__coop_yield(weft__task *t);
+static inline void weft__coop_spend(weft__task *t)
+{
+    if (WEFT__UNLIKELY(--t->budget == 0))
+        weft__coop_yield(t);
+}
+
 WEFT__HIDDEN weft__task *weft__task_alloc(weft__worker *w);
 WEFT__HIDDEN void weft__task_release(weft__task *t, unsigned bit);
 WEFT__HIDDEN void weft__task_free_all(weft__rt *rt);
@@ -658,6 +705,12 @@ WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);
 /* *in_call: a weft_blocking call holds up work on some worker (look again
  * soon: the second look at the same call hands its worker off). */
 WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call);
+WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last);
+/* The monitor's stuck-task look (stuck.c): a task that has run longer than
+ * rt->stuck_ns without switching out is reported on stderr once, and again
+ * each time it has stayed stuck ten times longer. */
+WEFT__HIDDEN void weft__stuck_check(weft__rt *rt, int64_t now);
+WEFT__HIDDEN void weft__stuck_fini(weft__rt *rt);
 
 /* ---- runq.c / inject / inbox ------------------------------------------- */
 
@@ -725,6 +778,9 @@ WEFT__HIDDEN void weft__idle_unpark(weft__worker *w);
 
 /* ---- wait.c: park/wake and per-task cancel state ------------------------ */
 
+extern WEFT__HIDDEN WEFT__TLS bool weft__tls_never_wakes;
+extern WEFT__HIDDEN WEFT__TLS const char *weft__tls_thread_wait_what;
+extern WEFT__HIDDEN WEFT__TLS const void *weft__tls_thread_wait_obj;
 WEFT__HIDDEN uint64_t weft__wait_begin(weft__task *t, unsigned flags);
 /* Notes what the current task is about to wait on (shown by weft_dump). */
 static inline void weft__wait_note(const char *what, const void *obj)
@@ -734,6 +790,9 @@ static inline void weft__wait_note(const char *what, const void *obj)
     if (t) {
         atomic_store_explicit(&t->wait_what, what, memory_order_relaxed);
         atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
+    } else {
+        weft__tls_thread_wait_what = what; /* a plain thread (deadlock report) */
+        weft__tls_thread_wait_obj = obj;
     }
 }
 /* Parks t (must be current) until a waker fires token, the deadline passes
@@ -801,6 +860,24 @@ static inline int64_t weft__deadline_add(int64_t now, int64_t ns)
     return now + ns;
 }
 
+/* A cheap monotonic tick count (the TSC, or the virtual counter on
+ * aarch64) for stamps on the park path, where a clock read would cost more
+ * than the rest of it. weft__ticks_to_ns converts a difference using the
+ * rate measured since the runtime started (rt.c). */
+static inline uint64_t weft__ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    return (uint64_t)weft__now();
+#endif
+}
+WEFT__HIDDEN int64_t weft__ticks_to_ns(weft__rt *rt, uint64_t dticks);
+
 /* ---- blocking.c ---------------------------------------------------------- */
 
 WEFT__HIDDEN int weft__blocking_init(weft__rt *rt);
@@ -827,6 +904,17 @@ extern WEFT__HIDDEN atomic_bool weft__monitor_napping;
 extern WEFT__HIDDEN void (*weft__monitor_poke)(void);
 /* Plain threads parked in a weft wait right now (sync/waitq.c). */
 extern WEFT__HIDDEN atomic_int weft__threads_parked;
+/* Foreign threads for the deadlock detector (structured/deadlock.c keeps
+ * the table; sched and sync only note into it). A thread that called
+ * weft_thread_never_wakes is not counted while parked in a weft wait
+ * (it is already discounted). A plain thread parked in a weft wait notes
+ * what it waits on, for the deadlock report. */
+WEFT__HIDDEN void weft__thread_wait_note(bool parked);
+/* Declared threads still alive (threads.c). */
+WEFT__HIDDEN unsigned weft__threads_declared_alive(void);
+/* The foreign threads weft knows of and what each waits on, for the
+ * deadlock report. */
+WEFT__HIDDEN void weft__threads_report(FILE *f, bool ignoring);
 extern WEFT__HIDDEN WEFT__TLS weft__task *weft__tls_blocking_for;
 
 /* ---- structured (called from sched) ------------------------------------ */
@@ -839,6 +927,34 @@ extern WEFT__HIDDEN void (*weft__hook_task_exit)(weft__task *t);
 extern WEFT__HIDDEN void (*weft__hook_task_done)(weft__task *t, int result);
 /* Moves a started task from its nursery's unstarted list to the running one. */
 extern WEFT__HIDDEN void (*weft__hook_task_started_running)(weft__task *t);
+
+/* ---- trace.c ------------------------------------------------------------ */
+
+/* The scheduler trace (WEFT_TRACE). Off, each hook costs one relaxed load
+ * and a predicted branch: callers test WEFT__TRACING() before calling. */
+extern WEFT__HIDDEN atomic_bool weft__trace_on;
+#define WEFT__TRACING() WEFT__UNLIKELY(atomic_load_explicit(&weft__trace_on, memory_order_relaxed))
+/* Opens path and allocates the workers' event arrays (before any worker or
+ * the monitor runs); path NULL or "": no trace. -errno on failure. */
+WEFT__HIDDEN int weft__trace_start(weft__rt *rt, const char *path);
+/* Writes the JSON and frees everything (after the workers and the monitor
+ * stopped). */
+WEFT__HIDDEN void weft__trace_finish(weft__rt *rt);
+#define WEFT__STOP_INLINE 100 /* weft__trace_stop: the host runs a child inline */
+WEFT__HIDDEN void weft__trace_run(weft__task *t);
+WEFT__HIDDEN void weft__trace_stop(weft__task *t, int reason);
+/* t stops (reason PREV_*), next (NULL: none) runs on the same worker. */
+WEFT__HIDDEN void weft__trace_switch(weft__task *t, int reason, weft__task *next);
+WEFT__HIDDEN void weft__trace_spawn(weft__task *parent, weft__task *child);
+/* Before the woken task can run (its wake precedes its run in the trace). */
+WEFT__HIDDEN void weft__trace_wake(weft__task *t, int reason);
+WEFT__HIDDEN void weft__trace_steal(int victim, weft__task *t);
+WEFT__HIDDEN void weft__trace_idle(bool begin);
+/* Monitor actions for a stuck worker: kind 0 = timers fired (a = how
+ * many), 1 = an idle worker woken to take its queue. Tests the flag itself. */
+WEFT__HIDDEN void weft__trace_monitor(int kind, weft__worker *w, uint64_t a);
+/* The monitor reported a stuck task (stuck.c). Tests the flag itself. */
+WEFT__HIDDEN void weft__trace_stuck(weft__worker *w, uint64_t task_id, int64_t stuck_ns);
 
 /* ---- fault.c ------------------------------------------------------------ */
 

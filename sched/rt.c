@@ -37,6 +37,8 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
     rt->seed = seed;
     rt->seeded = seeded;
     atomic_store_explicit(&rt->cancel_gen, 1, memory_order_relaxed);
+    rt->ticks0 = weft__ticks();
+    rt->ns0 = weft__now();
     pthread_mutex_init(&rt->pool_lock, NULL);
     for (unsigned i = 0; i < nworkers; i++) {
         weft__worker *w = &rt->workers[i];
@@ -67,6 +69,17 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
     return 0;
 }
 
+int64_t weft__ticks_to_ns(weft__rt *rt, uint64_t dticks)
+{
+    /* The rate over the whole run so far: no calibration loop at start,
+     * and the longer the run, the better the figure. */
+    uint64_t t = weft__ticks() - rt->ticks0;
+    int64_t ns = weft__now() - rt->ns0;
+    if (t == 0 || ns <= 0)
+        return 0;
+    return (int64_t)((long double)dticks * (long double)ns / (long double)t);
+}
+
 static void sum_counters(weft__rt *rt, weft__counters *c)
 {
     uint64_t *dst = (uint64_t *)c;
@@ -75,6 +88,9 @@ static void sum_counters(weft__rt *rt, weft__counters *c)
         for (size_t k = 0; k < sizeof *c / sizeof(uint64_t); k++)
             dst[k] += atomic_load_explicit(&rt->workers[i].ctr.v[k], memory_order_relaxed);
     c->stacks_returned = atomic_load_explicit(&rt->stacks_returned, memory_order_relaxed);
+    c->tasks_stuck = atomic_load_explicit(&rt->tasks_stuck, memory_order_relaxed);
+    c->mon_timers_fired = atomic_load_explicit(&rt->mon_timers_fired, memory_order_relaxed);
+    c->mon_wakes = atomic_load_explicit(&rt->mon_wakes, memory_order_relaxed);
 }
 
 void weft__rt_publish(weft__rt *rt)
@@ -91,6 +107,7 @@ void weft__rt_destroy(weft__rt *rt)
     atomic_store_explicit(&weft__g_rt, NULL, memory_order_release);
     pthread_mutex_unlock(&stats_lock);
     weft__blocking_fini(rt);
+    weft__stuck_fini(rt);
     for (unsigned i = 0; i < rt->nworkers; i++)
         weft__timers_fini(&rt->workers[i]);
     weft__task_free_all(rt);
@@ -138,6 +155,9 @@ void weft_stats_get(weft_stats *out)
     out->timers_fired = c.timers_fired;
     out->failures_dropped = c.failures_dropped;
     out->stacks_returned = c.stacks_returned;
+    out->tasks_stuck = c.tasks_stuck;
+    out->monitor_timers_fired = c.mon_timers_fired;
+    out->monitor_wakes = c.mon_wakes;
 }
 
 uint64_t weft_seed(void) { return atomic_load_explicit(&last_seed, memory_order_relaxed); }

@@ -17,7 +17,6 @@
 
 #define SLAB_TASKS 64
 #define TCB_CACHE_MAX 512
-#define BUDGET 64
 #define KEYS_MAX 1024
 #define ID_BLOCK 1024
 
@@ -87,7 +86,7 @@ weft__task *weft__task_alloc(weft__worker *w)
     uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_relaxed);
     atomic_store_explicit(&t->wstate, ws & ~(uint64_t)0xff, memory_order_relaxed);
     t->timer.index = -1;
-    t->budget = BUDGET;
+    t->budget = weft__coop_refill;
     t->c_deadline = WEFT_FOREVER;
     /* Ids come from a per-worker block: one shared fetch_add per spawn
      * took about 30% of all cycles of fine-grained fork-join on 2 cores
@@ -263,8 +262,13 @@ void weft__task_run_inline(weft__task *c)
                           memory_order_relaxed);
     atomic_store_explicit(&host->wait_obj, c->nursery, memory_order_relaxed);
     atomic_store_explicit(&host->state, T_PARKED, memory_order_relaxed);
+    if (WEFT__TRACING()) {
+        weft__trace_stop(host, WEFT__STOP_INLINE);
+        weft__trace_run(c);
+    }
     w->current = c;
     c->worker = w;
+    atomic_store_explicit(&w->running, c, memory_order_release);
     atomic_store_explicit(&c->state, T_RUNNING, memory_order_relaxed);
     if (weft__cxx_eh)
         weft__eh_inline_begin(host);
@@ -280,6 +284,11 @@ void weft__task_run_inline(weft__task *c)
     w = weft__self_fresh();
     w->current = host;
     host->worker = w;
+    atomic_store_explicit(&w->running, host, memory_order_release);
+    if (WEFT__TRACING()) {
+        weft__trace_stop(c, PREV_DONE);
+        weft__trace_run(host);
+    }
     atomic_store_explicit(&host->state, T_RUNNING, memory_order_relaxed);
     weft__stack_put(w, c->stack);
     c->stack = NULL;
@@ -432,12 +441,26 @@ int weft_yield(void)
     }
     if (weft__task_cancelled(t))
         return -ECANCELED;
-    t->budget = BUDGET;
+    t->budget = weft__coop_refill;
     if (timer_due(w))
         weft__timers_run(w, weft__now());
     if (others_runnable(w))
         weft__switch_out(t, PREV_YIELD);
     return weft__task_cancelled(t) ? -ECANCELED : 0;
+}
+
+uint32_t weft__coop_refill = WEFT__COOP_DEFAULT;
+
+void weft__coop_yield(weft__task *t)
+{
+    weft__worker *w = weft__self();
+    t->budget = weft__coop_refill;
+    /* Not a cancellation point (a lock is not): just let the others run,
+     * the timers that are due included. */
+    if (timer_due(w))
+        weft__timers_run(w, weft__now());
+    if (others_runnable(w))
+        weft__switch_out(t, PREV_YIELD);
 }
 
 int weft_checkpoint(void)

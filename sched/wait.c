@@ -114,6 +114,8 @@ uint64_t weft__wait_begin(weft__task *t, unsigned flags)
         tok |= WS_CANCELLABLE;
     t->cancel_hook = NULL;
     t->wait_dl_scope = NULL;
+    /* For the dump's wait durations: a tick read, not a clock read. */
+    atomic_store_explicit(&t->wait_since, weft__ticks(), memory_order_relaxed);
     /* Nobody can touch handoff now: the previous wait's waker finished with
      * it before the task could run again. */
     atomic_store_explicit(&t->handoff, 0, memory_order_relaxed);
@@ -131,6 +133,8 @@ bool weft__wake_claim(weft__task *t, uint64_t token, int reason)
 
 void weft__wake_finish(weft__task *t, int reason)
 {
+    if (WEFT__TRACING())
+        weft__trace_wake(t, reason);
     /* Before t can run: what the waker handed over happens-before t's
      * resumption (paired in weft__wait_park). */
     weft__hb_release(t);
@@ -166,6 +170,7 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
 {
     weft__worker *w = weft__self();
     t->wait_deadline = deadline;
+    t->budget = weft__coop_refill; /* it gives way now: a fresh budget */
     int64_t eff = deadline;
     if (flags & WAIT_CANCELLABLE) {
         if (weft__task_cancelled(t)) {

@@ -423,6 +423,9 @@ static bool run_task(weft__worker *w, weft__task *t)
     prepare(w, t);
     w->current = t;
     t->worker = w;
+    atomic_store_explicit(&w->running, t, memory_order_release);
+    if (WEFT__TRACING())
+        weft__trace_run(t);
     atomic_store_explicit(&t->state, T_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&w->running_task, true, memory_order_relaxed);
     weft__fiber_before(w, NULL, t, false);
@@ -455,10 +458,14 @@ void weft__switch_out(weft__task *t, int reason)
     w->prev = t;
     w->prev_action = reason;
     weft__task *next = pick_local(w);
+    /* One check for both events of the switch (the stop, the next run). */
+    if (WEFT__TRACING())
+        weft__trace_switch(t, reason, next);
     if (next) {
         prepare(w, next);
         w->current = next;
         next->worker = w;
+        atomic_store_explicit(&w->running, next, memory_order_release);
         atomic_store_explicit(&next->state, T_RUNNING, memory_order_relaxed);
         weft__fiber_before(w, t, next, reason == PREV_DONE);
         weft__ctx_switch(&t->ctx, &next->ctx);
@@ -550,8 +557,11 @@ static weft__task *steal(weft__worker *w, bool with_runnext)
             continue;
         WEFT__COUNT(w, steals, 1);
         weft__task *t = claim(w, e);
-        if (t)
+        if (t) {
+            if (WEFT__TRACING())
+                weft__trace_steal(v->id, t);
             return t;
+        }
         /* A tombstone; the rest of the batch is in our queue now. */
         uintptr_t more;
         while ((more = weft__runq_pop(&w->runq)) != 0)
@@ -663,7 +673,11 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
             /* Someone claimed our wake right now: take it below. */
         } else {
             WEFT__COUNT(w, worker_parks, 1);
+            if (WEFT__TRACING())
+                weft__trace_idle(true);
             weft__idle_park(w, atomic_load_explicit(&w->timer_next, memory_order_relaxed));
+            if (WEFT__TRACING())
+                weft__trace_idle(false);
             if (unpark_self(w))
                 continue; /* a timer, a retarget's nudge, or spurious */
         }
@@ -725,11 +739,17 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
              * some of the worker's timers here while the worker fires the
              * rest into its own run queue would run them out of deadline
              * order. The worker fires its own at its next scheduling tick. */
-            if (rt->nworkers > 1 && next != WEFT_FOREVER && next <= weft__now())
-                weft__timers_run(w, weft__now());
+            if (rt->nworkers > 1 && next != WEFT_FOREVER && next <= weft__now()) {
+                unsigned fired = weft__timers_run(w, weft__now());
+                atomic_fetch_add_explicit(&rt->mon_timers_fired, fired, memory_order_relaxed);
+                weft__trace_monitor(0, w, fired);
+            }
             if (weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
-                atomic_load_explicit(&w->runnext, memory_order_relaxed))
+                atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
+                atomic_fetch_add_explicit(&rt->mon_wakes, 1, memory_order_relaxed);
+                weft__trace_monitor(1, w, 0);
                 weft__wake_idle(rt);
+            }
         }
         last[i] = sw;
     }

@@ -12,6 +12,12 @@
  * cancellation points, and weft_run returns -EDEADLK. If the tasks are still
  * stuck after that (waits that are not cancellation points, shields), it
  * prints the diagnosis again and aborts.
+ *
+ * Foreign threads. An idle thread weft did not create could still wake a
+ * task, so by default it keeps the detector quiet. A thread that declared
+ * it never will (weft_thread_never_wakes, sched/threads.c) is not waited
+ * for, nor is any with weft_config.ignore_foreign_threads; the report then
+ * lists the foreign threads weft knows of and what each waits on.
  */
 #include "internal.h"
 
@@ -78,9 +84,14 @@ static bool all_asleep(weft__rt *rt)
     unsigned pool_threads;
     if (weft__blocking_busy(rt, &pool_threads))
         return false;
+    if (rt->ignore_foreign)
+        return true; /* weft_config.ignore_foreign_threads */
     /* weft's threads: the workers (worker 0 is weft_run's caller) and the
-     * monitor; pool threads are idle here. */
+     * monitor; pool threads are idle here. Threads that declared they never
+     * wake weft (weft_thread_never_wakes) do not count either. */
     unsigned foreign = count_foreign_threads(rt->nworkers + 1 + pool_threads);
+    unsigned declared = weft__threads_declared_alive();
+    foreign = foreign > declared ? foreign - declared : 0;
     return foreign <= (unsigned)atomic_load_explicit(&weft__threads_parked, memory_order_relaxed);
 }
 
@@ -103,6 +114,7 @@ int weft__deadlock_check(weft__rt *rt, weft__deadlock_state *st)
                 "scope so they unwind\n",
                 (unsigned long long)weft__tasks_live(rt));
         weft__dump_rt(rt, 2);
+        weft__threads_report(stderr, rt->ignore_foreign);
         return 1;
     }
     fprintf(stderr, "weft: deadlock: all tasks are still asleep after the cancel (waits that "

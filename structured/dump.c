@@ -8,11 +8,22 @@
  * into a memory buffer while the locks are held; the fd is written only
  * after the walk has let go of them, so a slow pipe or terminal never
  * stalls the spawns and exits of the nurseries it shows.
+ *
+ * At scale (tens of thousands of tasks) the text is built with a handful of
+ * reallocations and leaves in one or two writes; the totals by state and by
+ * wait reason are counted during the walk and go out first, ahead of the
+ * tree, so an operator reads the shape of the run before its details.
  */
 #include "internal.h"
 
+#include "../sync/internal.h"
+
+#include <dlfcn.h>
 #include <stdarg.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#define REASONS_MAX 24
 
 /* The text of a dump, built in memory. On allocation failure it keeps what
  * it has and notes the truncation. */
@@ -49,18 +60,113 @@ __attribute__((format(printf, 2, 3))) static void out(dbuf *b, const char *fmt, 
     }
 }
 
-static void flush_to(dbuf *b, int fd)
+/* Writes head then body, as few write calls as the fd accepts. */
+static void flush_to(dbuf *head, dbuf *body, int fd)
 {
-    size_t off = 0;
-    while (off < b->len) {
-        ssize_t w = write(fd, b->p + off, b->len - off);
+    struct iovec iov[2] = {{head->p, head->len}, {body->p, body->len}};
+    int i = 0;
+    while (i < 2) {
+        if (iov[i].iov_len == 0) {
+            i++;
+            continue;
+        }
+        ssize_t w = writev(fd, &iov[i], 2 - i);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             break;
-        off += (size_t)w;
+        size_t left = (size_t)w;
+        while (i < 2 && left >= iov[i].iov_len) {
+            left -= iov[i].iov_len;
+            iov[i].iov_len = 0;
+            i++;
+        }
+        if (i < 2) {
+            iov[i].iov_base = (char *)iov[i].iov_base + left;
+            iov[i].iov_len -= left;
+        }
     }
-    if (b->truncated)
+    if (head->truncated || body->truncated)
         dprintf(fd, "weft: dump: truncated (out of memory)\n");
-    free(b->p);
+    free(head->p);
+    free(body->p);
+}
+
+/* What the walk counts for the totals at the top. */
+typedef struct {
+    dbuf *b;
+    weft__rt *rt;
+    uint64_t now_ticks;
+    unsigned long by_state[T_DONE + 1];
+    unsigned long tasks, nurseries;
+    struct {
+        const char *what;
+        unsigned long n;
+        int64_t longest_ns;
+    } reasons[REASONS_MAX];
+    unsigned nreasons;
+    unsigned long reasons_other;
+} dctx;
+
+static void count_reason(dctx *c, const char *what, int64_t waited)
+{
+    for (unsigned i = 0; i < c->nreasons; i++)
+        if (c->reasons[i].what == what || strcmp(c->reasons[i].what, what) == 0) {
+            c->reasons[i].n++;
+            if (waited > c->reasons[i].longest_ns)
+                c->reasons[i].longest_ns = waited;
+            return;
+        }
+    if (c->nreasons == REASONS_MAX) {
+        c->reasons_other++;
+        return;
+    }
+    c->reasons[c->nreasons].what = what;
+    c->reasons[c->nreasons].n = 1;
+    c->reasons[c->nreasons].longest_ns = waited;
+    c->nreasons++;
+}
+
+/* "1.234 s", "12.3 ms", "45 us" */
+static void out_duration(dbuf *b, int64_t ns)
+{
+    if (ns >= 1000000000)
+        out(b, "%.3f s", (double)ns / 1e9);
+    else if (ns >= 1000000)
+        out(b, "%.1f ms", (double)ns / 1e6);
+    else
+        out(b, "%lld us", (long long)(ns / 1000));
+}
+
+static void out_owner(dbuf *b, uint64_t owner)
+{
+    if (owner == 0)
+        out(b, ", free now");
+    else if (owner >> 63)
+        out(b, ", held by thread %llu", (unsigned long long)(owner & ~(1ull << 63)));
+    else
+        out(b, ", held by task %llu", (unsigned long long)owner);
+}
+
+/* A function address as a name: dladdr finds exported symbols (an
+ * executable's own functions need -rdynamic), else the module and offset. */
+static void out_function(dbuf *b, const void *fn)
+{
+    Dl_info info;
+    if (fn && dladdr(fn, &info) && info.dli_fname) {
+        if (info.dli_sname && info.dli_saddr == fn) {
+            out(b, " %s()", info.dli_sname);
+            return;
+        }
+        if (info.dli_sname && info.dli_saddr)
+            out(b, " %s+0x%tx", info.dli_sname, (const char *)fn - (const char *)info.dli_saddr);
+        else
+            out(b, " %p", fn);
+        const char *base = strrchr(info.dli_fname, '/');
+        out(b, " in %s", base ? base + 1 : info.dli_fname);
+        return;
+    }
+    out(b, " %p", fn);
 }
 
 static const char *state_name(unsigned s)
@@ -83,21 +189,55 @@ static const char *state_name(unsigned s)
 
 static void indent(dbuf *b, int depth) { out(b, "%*s", 2 * (depth < 40 ? depth : 40), ""); }
 
+static void dump_wait(dctx *c, weft__task *t)
+{
+    dbuf *b = c->b;
+    const char *what = atomic_load_explicit(&t->wait_what, memory_order_relaxed);
+    const void *obj = atomic_load_explicit(&t->wait_obj, memory_order_relaxed);
+    uint64_t since = atomic_load_explicit(&t->wait_since, memory_order_relaxed);
+    /* A host running a child inline began no wait (task.c): no stamp. */
+    if (what && strstr(what, "running a child inline"))
+        since = 0;
+    int64_t waited = since && c->now_ticks > since ? weft__ticks_to_ns(c->rt, c->now_ticks - since)
+                                                   : 0;
+    if (!what)
+        what = "a wait";
+    count_reason(c, what, waited);
+    out(b, " in %s", what);
+    if (strcmp(what, "select") == 0) {
+        unsigned k = atomic_load_explicit(&t->wait_nchans, memory_order_relaxed);
+        out(b, " on channel %p", obj);
+        if (k > 1)
+            out(b, ", channel %p", atomic_load_explicit(&t->wait_chan2, memory_order_relaxed));
+        if (k > 2)
+            out(b, " and %u more", k - 2);
+    } else if (strcmp(what, "weft_blocking") == 0) {
+        out(b, " running");
+        out_function(b, obj);
+    } else if (obj) {
+        out(b, " %p", obj);
+    }
+    if (strcmp(what, "mutex") == 0 && obj)
+        out_owner(b, weft__mutex_owner(obj));
+    if (since) {
+        out(b, " for ");
+        out_duration(b, waited);
+    }
+}
+
 static void dump_task(weft__walker *w, weft__task *t, int depth)
 {
-    dbuf *b = w->ctx;
+    dctx *c = w->ctx;
+    dbuf *b = c->b;
     indent(b, depth);
     unsigned st = atomic_load_explicit(&t->state, memory_order_relaxed);
+    c->tasks++;
+    c->by_state[st <= T_DONE ? st : T_DONE]++;
     /* Only what cannot race: the id and spawn site (fixed at spawn), the
      * name (written under t->lock, which the walk holds), atomics. */
     out(b, "task %llu \"%s\" %s", (unsigned long long)t->id, t->name, state_name(st));
-    if (st == T_PARKED) {
-        const char *what = atomic_load_explicit(&t->wait_what, memory_order_relaxed);
-        const void *obj = atomic_load_explicit(&t->wait_obj, memory_order_relaxed);
-        out(b, " in %s", what ? what : "a wait");
-        if (obj)
-            out(b, " %p", obj);
-    }
+    if (st == T_PARKED)
+        dump_wait(c, t);
     if (t->pin_home)
         out(b, " (spawned pinned to worker %d)", t->pin_home->id);
     if (t->spawn_file)
@@ -107,9 +247,11 @@ static void dump_task(weft__walker *w, weft__task *t, int depth)
 
 static void dump_nursery(weft__walker *w, weft__nursery *n, int depth)
 {
-    dbuf *b = w->ctx;
+    dctx *c = w->ctx;
+    dbuf *b = c->b;
+    c->nurseries++;
     unsigned unstarted = 0;
-    for (weft__task *c = n->unstarted; c; c = c->sib_next)
+    for (weft__task *u = n->unstarted; u; u = u->sib_next)
         unstarted++;
     indent(b, depth);
     out(b, "%s %p: %u children (%u not started yet)%s%s\n", n->is_root ? "root nursery" : "nursery",
@@ -119,10 +261,31 @@ static void dump_nursery(weft__walker *w, weft__nursery *n, int depth)
         n->closer ? ", its opener waits in close" : "");
 }
 
+static void out_totals(dbuf *b, dctx *c)
+{
+    out(b, "  totals: %lu tasks in %lu nurseries:", c->tasks, c->nurseries);
+    for (unsigned s = 0; s <= T_DONE; s++)
+        if (c->by_state[s])
+            out(b, " %lu %s", c->by_state[s], state_name(s));
+    out(b, "\n");
+    for (unsigned i = 0; i < c->nreasons; i++) {
+        out(b, "  parked in %s: %lu (longest ", c->reasons[i].what, c->reasons[i].n);
+        out_duration(b, c->reasons[i].longest_ns);
+        out(b, ")\n");
+    }
+    if (c->reasons_other)
+        out(b, "  parked in other waits: %lu\n", c->reasons_other);
+}
+
 void weft__dump_rt(weft__rt *rt, int fd)
 {
-    dbuf buf = {NULL, 0, 0, false}, *b = &buf;
-    out(b, "weft: dump: %u workers, %llu live tasks\n", rt->nworkers,
+    dbuf head = {NULL, 0, 0, false}, buf = {NULL, 0, 0, false}, *b = &buf;
+    dctx c;
+    memset(&c, 0, sizeof c);
+    c.b = b;
+    c.rt = rt;
+    c.now_ticks = weft__ticks();
+    out(&head, "weft: dump: %u workers, %llu live tasks\n", rt->nworkers,
         (unsigned long long)weft__tasks_live(rt));
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *w = &rt->workers[i];
@@ -135,10 +298,12 @@ void weft__dump_rt(weft__rt *rt, int fd)
                 ? "no timer"
                 : "a timer armed");
     }
-    weft__walker v = {.all = true, .task = dump_task, .nursery = dump_nursery, .ctx = b};
+    out(b, "  tree:\n");
+    weft__walker v = {.all = true, .task = dump_task, .nursery = dump_nursery, .ctx = &c};
     weft__tree_walk(&rt->root_nursery->scope, &v);
+    out_totals(&head, &c);
     /* Every lock of the walk is released: now the fd may take its time. */
-    flush_to(b, fd);
+    flush_to(&head, b, fd);
 }
 
 void weft_dump(int fd)

@@ -373,6 +373,8 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
     n->nchildren++;
     weft__spin_unlock(&n->lock);
     WEFT__COUNT(w, tasks_spawned, 1);
+    if (WEFT__TRACING())
+        weft__trace_spawn(self, t);
     weft__hb_release(t); /* spawn happens-before the child starts */
     if (out) {
         *out = t;

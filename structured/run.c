@@ -22,6 +22,7 @@
 #define SYSMON_CALL_TICK_NS (50 * 1000)  /* ... and while a weft_blocking call holds up work */
 #define TRIM_TICK_NS (250 * 1000 * 1000) /* idle pooled stacks back to the OS (stack.c) */
 #define MAX_WORKERS 1024
+#define DEFAULT_STUCK_MS 100 /* WEFT_STUCK_MS: a task running this long unparked is reported */
 
 static atomic_bool running;
 static atomic_int mon_efd = -1;
@@ -101,7 +102,15 @@ typedef struct {
     bool no_signals;
     uint64_t seed;
     bool seeded;
+    int64_t stuck_ns;
+    uint32_t coop_refill;
+    const char *trace_path;
+    bool ignore_foreign;
 } settings;
+
+/* The fields carved from reserved_ kept the struct's size and layout. */
+_Static_assert(sizeof(void *) != 8 || sizeof(weft_config) == 96, "weft_config changed size");
+_Static_assert(sizeof(void *) != 8 || sizeof(weft_stats) == 216, "weft_stats changed size");
 
 static int configure(const weft_config *cfg, settings *st)
 {
@@ -121,8 +130,15 @@ static int configure(const weft_config *cfg, settings *st)
     st->stack = cfg->stack_size;
     st->blocking = cfg->blocking_threads ? cfg->blocking_threads : 64;
     st->no_signals = cfg->no_signals;
+    st->ignore_foreign = cfg->ignore_foreign_threads;
+    st->trace_path = cfg->trace_path ? cfg->trace_path : getenv("WEFT_TRACE");
     uint64_t v;
     const char *e;
+    if (!st->ignore_foreign && (e = getenv("WEFT_IGNORE_FOREIGN_THREADS")) && *e) {
+        if (strcmp(e, "0") != 0 && strcmp(e, "1") != 0)
+            return bad("WEFT_IGNORE_FOREIGN_THREADS must be 0 or 1");
+        st->ignore_foreign = e[0] == '1';
+    }
     if (!st->workers && (e = getenv("WEFT_WORKERS")) && *e) {
         /* 0 means what workers = 0 means in the config: one per CPU. */
         if (parse_u64(e, &v) || v > MAX_WORKERS)
@@ -137,6 +153,20 @@ static int configure(const weft_config *cfg, settings *st)
     if (cfg->io == WEFT_IO_AUTO && (e = getenv("WEFT_IO")) && *e) {
         if (strcmp(e, "uring") != 0 && strcmp(e, "epoll") != 0)
             return bad("WEFT_IO must be \"uring\" or \"epoll\"");
+    }
+    st->stuck_ns = DEFAULT_STUCK_MS * 1000000LL;
+    if ((e = getenv("WEFT_STUCK_MS")) && *e) {
+        if (parse_u64(e, &v) || v > 86400000)
+            return bad("WEFT_STUCK_MS must be a number of milliseconds (0: no stuck-task "
+                       "reports)");
+        st->stuck_ns = (int64_t)v * 1000000LL;
+    }
+    st->coop_refill = WEFT__COOP_DEFAULT;
+    if ((e = getenv("WEFT_COOP_BUDGET")) && *e) {
+        if (parse_u64(e, &v) || v > (1u << 30))
+            return bad("WEFT_COOP_BUDGET must be a number of operations up to 2^30 (0: no "
+                       "cooperative budget)");
+        st->coop_refill = v ? (uint32_t)v : UINT32_MAX;
     }
     if ((e = getenv("WEFT_SEED")) && *e) {
         if (parse_u64(e, &v))
@@ -410,6 +440,7 @@ static void *monitor_main(void *arg)
         int64_t now = weft__now();
         if (last && now >= next_sysmon) {
             busy = weft__sysmon(m->rt, last, &in_call);
+            weft__stuck_check(m->rt, now);
             /* A weft_blocking call holds up work: look again soon, so that
              * the work moves to another thread within about 2 x
              * SYSMON_CALL_TICK_NS (Go's sysmon looks every 20 us at first).
@@ -494,17 +525,25 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     if (rc)
         goto out_running;
     rt->no_signals = st.no_signals;
+    rt->ignore_foreign = st.ignore_foreign;
+    rt->stuck_ns = st.stuck_ns;
+    /* Only tasks read it, and none runs yet. */
+    weft__coop_refill = st.coop_refill;
     weft__structured_install();
     rt->root_nursery = weft__nursery_new_root(rt);
     if (!rt->root_nursery) {
         rc = -ENOMEM;
         goto out_rt;
     }
+    /* Before any worker or the monitor runs: they read the flag. */
+    rc = weft__trace_start(rt, st.trace_path);
+    if (rc)
+        goto out_root;
     monitor mon = {.rt = rt};
     mon.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (mon.efd < 0) {
         rc = -errno;
-        goto out_root;
+        goto out_trace;
     }
     atomic_store(&mon.stop, false);
     pthread_t mon_thread;
@@ -549,6 +588,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     (void)wr;
     pthread_join(mon_thread, NULL);
     watch_reset();
+    weft__trace_finish(rt);
     if (rc == 0) {
         int root_result = atomic_load(&rt->root_result);
         int nres = atomic_load(&rt->nursery_result);
@@ -563,6 +603,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     }
 out_efd:
     close(mon.efd);
+out_trace:
+    weft__trace_finish(rt);
 out_root:
     free(rt->root_nursery);
     weft__nursery_pool_fini();

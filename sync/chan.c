@@ -274,8 +274,11 @@ static int select_impl(weft_case *cases, size_t n, int64_t deadline, bool block)
         }
     }
     weft__task *t = weft__current();
-    if (block && t && weft__task_cancelled(t))
-        return -ECANCELED;
+    if (block && t) {
+        weft__coop_spend(t);
+        if (weft__task_cancelled(t))
+            return -ECANCELED;
+    }
 
     weft_chan *lk_stack[STACK_CASES];
     weft__waiter w_stack[STACK_CASES];
@@ -341,7 +344,22 @@ static int select_impl(weft_case *cases, size_t n, int64_t deadline, bool block)
         goto out;
     }
     /* Pass 2: a waiter on every case, one parker for all. */
-    weft__wait_note(l.nlocks ? "select" : "select with no cases", cases);
+    /* For the dump, the first two channels and the count (the cases live
+     * on our stack, which a dumping thread must not read). */
+    const void *first = NULL;
+    unsigned k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cases[i].chan)
+            continue;
+        if (k == 0)
+            first = cases[i].chan;
+        else if (k == 1 && t)
+            atomic_store_explicit(&t->wait_chan2, cases[i].chan, memory_order_relaxed);
+        k++;
+    }
+    if (t)
+        atomic_store_explicit(&t->wait_nchans, k, memory_order_relaxed);
+    weft__wait_note(l.nlocks ? "select" : "select with no cases", first);
     weft__parker p;
     weft__parker_begin(&p, true);
     for (size_t i = 0; i < n; i++) {
@@ -398,7 +416,8 @@ static bool valid(weft_chan *c)
     return false;
 }
 
-static int single(weft_chan *c, weft_case_op op, void *elem, bool block)
+static inline __attribute__((always_inline)) int single(weft_chan *c, weft_case_op op, void *elem,
+                                                        bool block)
 {
     if (!valid(c))
         return -EINVAL;
@@ -407,8 +426,11 @@ static int single(weft_chan *c, weft_case_op op, void *elem, bool block)
         return -EINVAL;
     }
     weft__task *t = weft__current();
-    if (block && t && weft__task_cancelled(t))
-        return -ECANCELED;
+    if (block && t) {
+        weft__coop_spend(t);
+        if (weft__task_cancelled(t))
+            return -ECANCELED;
+    }
     finish_list f = {{NULL, NULL}, 0};
     int res;
     weft__spin_lock(&c->lock);

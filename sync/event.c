@@ -45,8 +45,11 @@ int weft_event_wait_until(weft_event *e, int64_t deadline)
 {
     event *v = priv(e);
     weft__task *t = weft__current();
-    if (t && weft__task_cancelled(t))
-        return -ECANCELED;
+    if (t) {
+        weft__coop_spend(t);
+        if (weft__task_cancelled(t))
+            return -ECANCELED;
+    }
     if (atomic_load_explicit(&v->set, memory_order_acquire)) {
         weft__hb_acquire(v);
         return 0;

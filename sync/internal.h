@@ -86,5 +86,7 @@ WEFT__HIDDEN int weft__waitq_wait(weft__spin *lock, weft__waitq *q, int64_t dead
 /* A random number for fair choices (select): the worker's generator in a
  * task (seeded by WEFT_SEED), a per-thread one elsewhere. */
 WEFT__HIDDEN uint64_t weft__sync_rand(void);
+/* A mutex's owner for the dump: a task id, a thread id | 1 << 63, or 0. */
+WEFT__HIDDEN uint64_t weft__mutex_owner(const void *m);
 
 #endif

@@ -130,6 +130,12 @@ static inline __attribute__((always_inline)) int lock_impl(weft_mutex *m)
     mutex *x = priv(m);
     weft__worker *w = weft__self();
     weft__task *t = w ? w->current : NULL;
+    if (t && WEFT__UNLIKELY(--t->budget == 0)) {
+        /* The budget is spent: yield before taking the lock, never
+         * while holding it (weft__coop_spend). */
+        weft__coop_yield(t);
+        w = weft__self();
+    }
     uint64_t id = me(t);
     unsigned zero = 0;
     if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(&x->state, &zero, LOCKED,
@@ -281,4 +287,9 @@ void weft_mutex_unlock(weft_mutex *m)
     if (WEFT__UNLIKELY(weft__tsan_hb))
         weft__hb_release_slow(priv(m));
     unlock_impl(m);
+}
+
+uint64_t weft__mutex_owner(const void *m)
+{
+    return atomic_load_explicit(&((const mutex *)m)->owner, memory_order_relaxed);
 }

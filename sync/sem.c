@@ -46,8 +46,11 @@ int weft_sem_acquire(weft_sem *s)
 {
     sem *v = priv(s);
     weft__task *t = weft__current();
-    if (t && weft__task_cancelled(t))
-        return -ECANCELED;
+    if (t) {
+        weft__coop_spend(t);
+        if (weft__task_cancelled(t))
+            return -ECANCELED;
+    }
     if (weft_sem_tryacquire(s) == 0)
         return 0;
     weft__spin_lock(&v->lock);

@@ -45,8 +45,11 @@ int weft_waitgroup_wait(weft_waitgroup *w)
 {
     wg *v = priv(w);
     weft__task *t = weft__current();
-    if (t && weft__task_cancelled(t))
-        return -ECANCELED;
+    if (t) {
+        weft__coop_spend(t);
+        if (weft__task_cancelled(t))
+            return -ECANCELED;
+    }
     if (atomic_load_explicit(&v->count, memory_order_acquire) == 0) {
         weft__hb_acquire(v);
         return 0;

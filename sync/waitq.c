@@ -50,11 +50,16 @@ static int thread_park(weft__parker *p, int64_t deadline)
 {
     /* Counted for the deadlock detector: a thread parked here can only be
      * woken by a task or another thread. */
-    if (deadline == WEFT_FOREVER)
+    bool counted = deadline == WEFT_FOREVER && !weft__tls_never_wakes;
+    if (counted) {
+        weft__thread_wait_note(true);
         atomic_fetch_add_explicit(&weft__threads_parked, 1, memory_order_relaxed);
+    }
     int r = thread_park_loop(p, deadline);
-    if (deadline == WEFT_FOREVER)
+    if (counted) {
         atomic_fetch_sub_explicit(&weft__threads_parked, 1, memory_order_relaxed);
+        weft__thread_wait_note(false);
+    }
     return r;
 }
 

@@ -414,7 +414,7 @@ static void case_bad_config(void)
 {
     weft_config c;
     memset(&c, 0, sizeof c);
-    c.reserved_[7] = 1;
+    c.reserved_[sizeof c.reserved_ / sizeof c.reserved_[0] - 1] = 1;
     expect_einval(&c);
     memset(&c, 0, sizeof c);
     c.stack_size = 1;

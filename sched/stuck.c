@@ -1,0 +1,109 @@
+/*
+ * stuck.c - the monitor's report of a task that hogs its worker.
+ *
+ * A task that runs longer than WEFT_STUCK_MS (default 100 ms) without
+ * switching out (no park, no yield) keeps everything queued on its worker
+ * waiting; Go's sysmon and libgo's detector name such a task, and so does
+ * this. The monitor looks every few milliseconds while any worker is busy:
+ * a worker whose switch count has not moved since the last look, and that
+ * runs a task, has been in that task at least since the look at which the
+ * count last changed. Past the threshold the task is reported on stderr
+ * (and in the trace) once, with its name, id, spawn site and worker; the
+ * report repeats only when the task has stayed stuck ten times longer than
+ * at the previous report (100 ms, 1 s, 10 s, ...).
+ *
+ * Time inside weft_blocking never counts: the task is parked there and its
+ * worker runs other tasks.
+ *
+ * Races. The monitor reads w->running (stored with release at every
+ * switch-in, loaded with acquire: the task's spawn happens-before the
+ * monitor's reads) and the task's fields while the task runs. It trusts them only if the worker's
+ * switch count is the same before and after the reads: the task was on
+ * the worker the whole time, so its block cannot have been recycled. The
+ * name is copied under the task's lock (weft_task_set_name takes it); the
+ * id and spawn site never change after the spawn.
+ */
+#include "internal.h"
+
+typedef struct {
+    uint64_t sw;          /* the switch count at the last look */
+    int64_t since;        /* when that count was first seen */
+    int64_t next_report;  /* stuck time of the next report; 0: none made */
+    const void *reported; /* the task reported last (not dereferenced) */
+} stuck_w;
+
+static uint64_t switches(weft__worker *w)
+{
+    return atomic_load_explicit(&w->ctr.v[WEFT__CTR_INDEX(context_switches)], memory_order_relaxed);
+}
+
+static void report(weft__rt *rt, weft__worker *w, stuck_w *s, int64_t stuck_for)
+{
+    /* acquire: pairs with the release store at switch-in, so the task's
+     * spawn (its block's initialisation) happens-before these reads. */
+    weft__task *t = atomic_load_explicit(&w->running, memory_order_acquire);
+    if (!t)
+        return;
+    char name[WEFT__NAME_MAX];
+    weft__spin_lock(&t->lock);
+    memcpy(name, t->name, sizeof name);
+    weft__spin_unlock(&t->lock);
+    name[WEFT__NAME_MAX - 1] = 0;
+    uint64_t id = t->id;
+    const char *file = t->spawn_file;
+    int line = t->spawn_line;
+    if (switches(w) != s->sw || !atomic_load_explicit(&w->running_task, memory_order_relaxed))
+        return; /* it switched out meanwhile: not stuck after all */
+    char site[300] = "";
+    if (file)
+        snprintf(site, sizeof site, " [spawned at %s:%d]", file, line);
+    fprintf(stderr,
+            "weft: stuck: task %llu \"%s\" has run %lld ms on worker %d without parking%s; "
+            "tasks queued on that worker wait (WEFT_STUCK_MS=%lld)\n",
+            (unsigned long long)id, name, (long long)(stuck_for / 1000000), w->id, site,
+            (long long)(rt->stuck_ns / 1000000));
+    atomic_fetch_add_explicit(&rt->tasks_stuck, 1, memory_order_relaxed);
+    weft__trace_stuck(w, id, stuck_for);
+    s->reported = t;
+}
+
+void weft__stuck_check(weft__rt *rt, int64_t now)
+{
+    if (rt->stuck_ns <= 0)
+        return;
+    stuck_w *st = rt->stuck;
+    if (!st) {
+        st = calloc(rt->nworkers, sizeof *st);
+        if (!st)
+            return;
+        rt->stuck = st;
+        for (unsigned i = 0; i < rt->nworkers; i++) {
+            st[i].sw = switches(&rt->workers[i]);
+            st[i].since = now;
+        }
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        weft__worker *w = &rt->workers[i];
+        stuck_w *s = &st[i];
+        uint64_t sw = switches(w);
+        bool running = atomic_load_explicit(&w->running_task, memory_order_relaxed);
+        if (sw != s->sw || !running) {
+            s->sw = sw;
+            s->since = now;
+            s->next_report = 0;
+            continue;
+        }
+        int64_t stuck_for = now - s->since;
+        int64_t due = s->next_report ? s->next_report : rt->stuck_ns;
+        if (stuck_for < due)
+            continue;
+        report(rt, w, s, stuck_for);
+        s->next_report = (due > INT64_MAX / 10) ? INT64_MAX : due * 10;
+    }
+}
+
+void weft__stuck_fini(weft__rt *rt)
+{
+    free(rt->stuck);
+    rt->stuck = NULL;
+}
