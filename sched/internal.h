@@ -700,12 +700,13 @@ WEFT__HIDDEN void weft__workers_stop(weft__rt *rt);
 WEFT__HIDDEN uint64_t weft__rand(weft__worker *w);
 /* The monitor's look at the workers (every few ms while any is busy): a
  * worker stuck in one task with work queued behind it gets an idle worker
- * woken to steal that work (a task blocked in a syscall stalls only itself). last[] holds each
- * worker's switch count from the previous look. Returns whether any worker is busy. */
-/* *in_call: a weft_blocking call holds up work on some worker (look again
- * soon: the second look at the same call hands its worker off). */
+ * woken to steal that work, and a worker held by a long weft_blocking call
+ * with work waiting is handed to another thread. last[] holds each
+ * worker's switch count, then its call word, from the previous look.
+ * Returns whether any worker is busy; *in_call: a call holds up work on
+ * some worker (look again soon: the second look at the same call hands
+ * its worker off). */
 WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call);
-WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last);
 /* The monitor's stuck-task look (stuck.c): a task that has run longer than
  * rt->stuck_ns without switching out is reported on stderr once, and again
  * each time it has stayed stuck ten times longer. */

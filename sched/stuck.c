@@ -12,8 +12,9 @@
  * report repeats only when the task has stayed stuck ten times longer than
  * at the previous report (100 ms, 1 s, 10 s, ...).
  *
- * Time inside weft_blocking never counts: the task is parked there and its
- * worker runs other tasks.
+ * Time inside weft_blocking never counts: the call runs on the worker's
+ * thread, and the worker moves to another thread if work waits behind it
+ * (blocking.c); the count starts afresh when the call returns.
  *
  * Races. The monitor reads w->running (stored with release at every
  * switch-in, loaded with acquire: the task's spawn happens-before the
@@ -87,7 +88,11 @@ void weft__stuck_check(weft__rt *rt, int64_t now)
         stuck_w *s = &st[i];
         uint64_t sw = switches(w);
         bool running = atomic_load_explicit(&w->running_task, memory_order_relaxed);
-        if (sw != s->sw || !running) {
+        /* Time inside weft_blocking does not count (the call's worker is
+         * handed to another thread if work waits behind it). */
+        bool in_call = (atomic_load_explicit(&w->bcall, memory_order_relaxed) & 3) ==
+                       WEFT__BC_IN_CALL;
+        if (sw != s->sw || !running || in_call) {
             s->sw = sw;
             s->since = now;
             s->next_report = 0;
