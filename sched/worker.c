@@ -265,6 +265,7 @@ static weft__task *pick_local(weft__worker *w)
         uintptr_t e = 0;
         w->tick++;
         timers_tick(w);
+        weft__io_tick(w);
         /* The inject queue goes first every FAIR_EVERY ticks (a countdown:
          * no division per pick). Every SPAWN_TURN ticks, if the oldest
          * unstarted spawn is still the one seen at the previous such turn
@@ -305,6 +306,8 @@ static weft__task *pick_local(weft__worker *w)
             e = pinned_pop(w);
         if (!e)
             e = weft__deque_steal(&w->spawnq); /* the oldest spawn first */
+        if (!e && w->io && weft__io_flush(w))
+            continue; /* I/O completions made tasks runnable here */
         if (!e)
             return NULL;
         weft__task *t = claim(w, e);
@@ -631,6 +634,7 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
 bool weft__sysmon(weft__rt *rt, uint64_t *last)
 {
     bool busy = false;
+    weft__io_sysmon(rt, NULL);
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *w = &rt->workers[i];
         uint64_t sw = atomic_load_explicit(&w->ctr.v[WEFT__CTR_INDEX(context_switches)],
@@ -650,6 +654,8 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last)
              * order. The worker fires its own at its next scheduling tick. */
             if (rt->nworkers > 1 && next != WEFT_FOREVER && next <= weft__now())
                 weft__timers_run(w, weft__now());
+            /* Its ring's completions must not wait for it either. */
+            weft__io_sysmon(rt, w);
             if (weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
                 atomic_load_explicit(&w->runnext, memory_order_relaxed))
                 weft__wake_idle(rt);

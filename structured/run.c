@@ -99,6 +99,7 @@ typedef struct {
     bool no_signals;
     uint64_t seed;
     bool seeded;
+    int io; /* weft_io_backend; AUTO resolved from WEFT_IO here */
 } settings;
 
 static int configure(const weft_config *cfg, settings *st)
@@ -135,6 +136,9 @@ static int configure(const weft_config *cfg, settings *st)
     if (cfg->io == WEFT_IO_AUTO && (e = getenv("WEFT_IO")) && *e) {
         if (strcmp(e, "uring") != 0 && strcmp(e, "epoll") != 0)
             return bad("WEFT_IO must be \"uring\" or \"epoll\"");
+        st->io = strcmp(e, "uring") == 0 ? WEFT_IO_URING : WEFT_IO_EPOLL;
+    } else {
+        st->io = cfg->io;
     }
     if ((e = getenv("WEFT_SEED")) && *e) {
         if (parse_u64(e, &v))
@@ -502,7 +506,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     weft__worker *w0 = &rt->workers[0];
     weft__tls_worker = w0;
     weft_spawn_attr attr = {.name = "main"};
-    rc = weft__spawn(rt->root_nursery, main_fn, arg, &attr, NULL, 0, NULL);
+    rc = weft__io_start(rt, st.io);
+    if (rc == 0)
+        rc = weft__spawn(rt->root_nursery, main_fn, arg, &attr, NULL, 0, NULL);
     if (rc == 0) {
         rc = weft__workers_start(rt);
         if (rc == 0) {
@@ -510,6 +516,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
             weft__workers_stop(rt);
         }
     }
+    weft__io_stop(rt);
     weft__tls_worker = NULL;
     /* Every task's return happens-before weft_run returns: the root task
      * released the root nursery as it finished, after closing its own. */
