@@ -117,4 +117,9 @@ WEFT__HIDDEN bool weft__ep_idle_park(weft__worker *w, int64_t deadline);
 WEFT__HIDDEN void weft__ep_idle_unpark(weft__worker *w);
 WEFT__HIDDEN void weft__ep_sysmon(weft__rt *rt);
 
+/* ---- net.c ------------------------------------------------------------- */
+
+/* Waits until no resolver thread is still waking a task (weft__io_stop). */
+WEFT__HIDDEN void weft__net_quiesce(void);
+
 #endif

@@ -94,6 +94,7 @@ void weft__io_stop(weft__rt *rt)
 {
     if (weft__io_backend() == IO_NONE)
         return;
+    weft__net_quiesce();
     if (weft__io_backend() == IO_URING)
         weft__ring_stop(rt);
     else

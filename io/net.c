@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define ABANDONED 2u
@@ -34,16 +35,32 @@ static void rjob_free(rjob *j)
     free(j);
 }
 
+/* Resolver threads between their completion and the end of their wake.
+ * The woken task may finish, and the runtime end, while the wake is still
+ * unparking a worker: weft__io_stop waits for this to drop to zero. It is
+ * raised before the exchange the task waits for, so it is visible to
+ * whoever sees every task done. */
+static atomic_int wakers;
+
+void weft__net_quiesce(void)
+{
+    while (atomic_load_explicit(&wakers, memory_order_acquire) != 0)
+        sched_yield();
+}
+
 static void *resolver(void *arg)
 {
     rjob *j = arg;
     weft__task *t = j->t;
     j->rc = getaddrinfo(j->host, j->port, &j->hints, &j->res);
+    atomic_fetch_add_explicit(&wakers, 1, memory_order_seq_cst);
     uint64_t tok = atomic_exchange_explicit(&j->word, WEFT__OP_DONE, memory_order_acq_rel);
     if (tok == ABANDONED)
         rjob_free(j);
     else
         weft__wake(t, tok, W_WOKEN);
+    /* release: pairs with the acquire in weft__net_quiesce. */
+    atomic_fetch_sub_explicit(&wakers, 1, memory_order_release);
     return NULL;
 }
 

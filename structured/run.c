@@ -530,8 +530,6 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     ssize_t wr = write(mon.efd, &one, sizeof one);
     (void)wr;
     pthread_join(mon_thread, NULL);
-    /* After the monitor: it serves stuck workers' rings until it stops. */
-    weft__io_stop(rt);
     watch_reset();
     if (rc == 0) {
         int root_result = atomic_load(&rt->root_result);
