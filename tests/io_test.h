@@ -24,6 +24,34 @@ static inline int io_count_fds(void)
     return n - 1;
 }
 
+/* The fd count once it holds still: a sanitizer runtime opens files (e.g.
+ * /proc/self/maps) for a moment on threads of its own. */
+static inline int io_count_fds_stable(void)
+{
+    int prev = io_count_fds();
+    for (int i = 0; i < 100; i++) {
+        usleep(1000);
+        int n = io_count_fds();
+        if (n == prev)
+            return n;
+        prev = n;
+    }
+    return prev;
+}
+
+/* Fails unless the fd count comes back to `before` (within a generous
+ * liveness bound: transient fds of other threads must go away first). */
+static inline void io_check_fds(int before)
+{
+    int n = 0;
+    for (int i = 0; i < 200; i++) {
+        if ((n = io_count_fds()) == before)
+            return;
+        usleep(10000);
+    }
+    CHECK_EQ(n, before);
+}
+
 /* The port a bound socket listens on, as a string. */
 static inline void io_port_of(int fd, char out[16])
 {
