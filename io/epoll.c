@@ -30,6 +30,7 @@
 #define TAG_SHARED (~(uint64_t)1)
 #define HARVEST_MAX 128
 #define MONITOR_HARVEST_NS (2 * 1000 * 1000)
+#define FLUSH_GAP_NS (5 * 1000)
 
 typedef struct {
     int epfd; /* this worker's: its eventfd and the shared set */
@@ -245,6 +246,10 @@ bool weft__ep_flush(weft__worker *w)
 {
     (void)w;
     if (atomic_load_explicit(&weft__io_g.waiters, memory_order_relaxed) == 0)
+        return false;
+    /* A spinning worker comes here every steal round: one epoll_wait per
+     * FLUSH_GAP_NS is plenty (an idle worker sleeps in the set anyway). */
+    if (weft__now() - atomic_load_explicit(&last_harvest, memory_order_relaxed) < FLUSH_GAP_NS)
         return false;
     return harvest() != 0;
 }
