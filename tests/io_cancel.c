@@ -17,13 +17,14 @@ static int fds_before;
 static void fd_mark(void) { fds_before = io_count_fds_stable(); }
 static void fd_check(void) { io_check_fds(fds_before); }
 
-static uint64_t rng = 88172645463325252ull;
+/* splitmix64 over an atomic counter: tasks on several workers draw. */
+static _Atomic uint64_t rng_ctr;
 static uint64_t rnd(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    uint64_t z = atomic_fetch_add(&rng_ctr, 0x9e3779b97f4a7c15ull) + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 /* ---- a cancelled recv consumed nothing --------------------------------- */
