@@ -213,8 +213,21 @@ static ssize_t run(sysargs *a, uint32_t dir)
         return -ECANCELED;
     if (a->n > IO_MAX)
         a->n = IO_MAX;
-    if (weft__io_backend() == IO_URING)
+    if (weft__io_backend() == IO_URING) {
+        /* A send usually fits the socket buffer: try it without blocking
+         * first, and park on the ring only when it would block. That saves
+         * a park and a wake per send (a request-response server then parks
+         * once per round trip, in its recv). */
+        if (a->op == OP_SEND || a->op == OP_SENDMSG) {
+            int flags = a->flags;
+            a->flags |= MSG_DONTWAIT;
+            ssize_t r = sys_once(a);
+            a->flags = flags;
+            if (r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR && r != -ENOTSOCK)
+                return r;
+        }
         return ring_run(w, a);
+    }
     if (a->op == OP_OPEN || a->op == OP_FSYNC)
         return run_blocking(a);
     weft__wait_note(op_name[a->op], (const void *)(intptr_t)a->fd);
