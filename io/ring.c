@@ -274,6 +274,7 @@ struct io_uring_sqe *weft__ring_sqe(weft__worker *w)
 static void cancel_op(weft__io_op *op)
 {
     ring_w *r = op->ring;
+    bool queued = false;
     weft__spin_lock(&r->lock);
     if (atomic_load_explicit(&op->word, memory_order_acquire) != WEFT__OP_DONE) {
         struct io_uring_sqe *sqe = sqe_locked(r);
@@ -282,12 +283,24 @@ static void cancel_op(weft__io_op *op)
             io_uring_sqe_set_data64(sqe, CANCEL_TAG);
             atomic_fetch_add_explicit(&r->w->io_active, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&r->unsubmitted, 1, memory_order_relaxed);
+            queued = true;
         }
-        /* Even without an SQE the op ends (its own CQE is all we need):
-         * submit so that the op itself is in the kernel. */
+        /* The op itself must be in the kernel before its cancel. */
         submit_locked(r);
+    } else {
+        queued = true; /* nothing left to cancel */
     }
     weft__spin_unlock(&r->lock);
+    if (!queued) {
+        /* The SQ is full even after a submit: cancel synchronously. */
+        struct io_uring_sync_cancel_reg reg;
+        memset(&reg, 0, sizeof reg);
+        reg.addr = (uint64_t)(uintptr_t)op;
+        reg.fd = -1;
+        reg.timeout.tv_sec = -1;
+        reg.timeout.tv_nsec = -1;
+        io_uring_register_sync_cancel(&r->ring, &reg);
+    }
 }
 
 /* Waits, not cancellable, until op's CQE has been delivered. */
