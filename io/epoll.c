@@ -53,7 +53,7 @@ int weft__ep_start(weft__rt *rt)
             goto err_unwind;
         }
         e->epfd = epoll_create1(EPOLL_CLOEXEC);
-        e->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        e->efd = weft__io_wake_efd(rt->workers[i].id);
         struct epoll_event a = {.events = EPOLLIN, .data.u64 = TAG_EFD};
         struct epoll_event b = {.events = EPOLLIN, .data.u64 = TAG_SHARED};
         if (e->epfd < 0 || e->efd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->efd, &a) ||
@@ -61,8 +61,6 @@ int weft__ep_start(weft__rt *rt)
             err = -errno;
             if (e->epfd >= 0)
                 close(e->epfd);
-            if (e->efd >= 0)
-                close(e->efd);
             free(e);
             goto err_unwind;
         }
@@ -80,9 +78,7 @@ void weft__ep_stop(weft__rt *rt)
         ep_w *e = rt->workers[i].io;
         if (!e)
             continue;
-        weft__hb_acquire(e);
         close(e->epfd);
-        close(e->efd);
         free(e);
         rt->workers[i].io = NULL;
     }
@@ -300,10 +296,11 @@ bool weft__ep_idle_park(weft__worker *w, int64_t deadline)
 
 void weft__ep_idle_unpark(weft__worker *w)
 {
+    /* As in ring.c: read before the exchange, the eventfd is never closed. */
+    int efd = weft__io_wake_efd((unsigned)w->id);
     if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) == 0) {
         uint64_t one = 1;
-        ssize_t n = write(((ep_w *)w->io)->efd, &one, sizeof one);
+        ssize_t n = write(efd, &one, sizeof one);
         (void)n;
-        weft__hb_release(w->io); /* a user's TSan: paired in weft__ep_stop */
     }
 }

@@ -64,6 +64,9 @@ typedef struct {
 } weft__fdent;
 enum { FD_UNKNOWN = 0, FD_POLL, FD_FILE };
 
+/* Worker id's wake eventfd (kept for the life of the process: io.c). */
+WEFT__HIDDEN int weft__io_wake_efd(unsigned id);
+
 /* The fd's record; NULL for a negative or out-of-range fd or no memory. */
 WEFT__HIDDEN weft__fdent *weft__fdent_get(int fd);
 

@@ -11,7 +11,9 @@
 #include "io/internal.h"
 
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #define FD_CHUNK 1024
 
@@ -21,6 +23,46 @@ static _Atomic(weft__fdent *) *fd_dir;
 static size_t fd_dir_n;
 static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER;
 static sigset_t old_mask;
+
+/* The workers' wake eventfds, by worker index, kept for the life of the
+ * process. An unparker on a plain thread (an event set, a pool thread, a
+ * resolver) may still be between claiming a parked worker and its write()
+ * when the run ends: closing the eventfd then could make that write land
+ * in an fd number reused meanwhile. A kept eventfd is always safe to write. */
+static int *wake_efds;
+static unsigned wake_efds_n;
+
+int weft__io_wake_efd(unsigned id) { return id < wake_efds_n ? wake_efds[id] : -1; }
+
+static int wake_efds_init(unsigned n)
+{
+    pthread_mutex_lock(&fd_mu);
+    int rc = 0;
+    if (n > wake_efds_n) {
+        int *v = realloc(wake_efds, n * sizeof *v);
+        if (!v) {
+            rc = -ENOMEM;
+            goto out_unlock;
+        }
+        wake_efds = v;
+        while (wake_efds_n < n) {
+            int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (fd < 0) {
+                rc = -errno;
+                goto out_unlock;
+            }
+            wake_efds[wake_efds_n++] = fd;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t v; /* drop wakes left over from the previous run */
+        ssize_t r = read(wake_efds[i], &v, sizeof v);
+        (void)r;
+    }
+out_unlock:
+    pthread_mutex_unlock(&fd_mu);
+    return rc;
+}
 
 weft__fdent *weft__fdent_get(int fd)
 {
@@ -64,7 +106,10 @@ static void fd_table_fini(void)
 
 int weft__io_start(weft__rt *rt, int backend)
 {
-    int rc = fd_table_init();
+    int rc = wake_efds_init(rt->nworkers);
+    if (rc)
+        return rc;
+    rc = fd_table_init();
     if (rc)
         return rc;
     weft__io_g.rt = rt;

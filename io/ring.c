@@ -99,12 +99,7 @@ static int ring_init(ring_w *r)
         io_uring_queue_exit(&r->ring);
         return -ENOSYS;
     }
-    r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (r->efd < 0) {
-        rc = -errno;
-        io_uring_queue_exit(&r->ring);
-        return rc;
-    }
+    r->efd = weft__io_wake_efd((unsigned)r->w->id);
     return 0;
 }
 
@@ -118,7 +113,6 @@ static void ring_fini(ring_w *r)
     reg.timeout.tv_sec = 1;
     io_uring_register_sync_cancel(&r->ring, &reg);
     io_uring_queue_exit(&r->ring);
-    close(r->efd);
 }
 
 int weft__ring_start(weft__rt *rt)
@@ -154,7 +148,6 @@ void weft__ring_stop(weft__rt *rt)
         ring_w *r = ring_of(&rt->workers[i]);
         if (!r)
             continue;
-        weft__hb_acquire(r); /* paired in weft__ring_idle_unpark */
         ring_fini(r);
         free(r);
         rt->workers[i].io = NULL;
@@ -451,12 +444,12 @@ bool weft__ring_idle_park(weft__worker *w, int64_t deadline)
 
 void weft__ring_idle_unpark(weft__worker *w)
 {
+    /* Everything read before the exchange: after it the run may end and
+     * free w's ring; the eventfd itself is never closed (io.c). */
+    int efd = weft__io_wake_efd((unsigned)w->id);
     if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) == 0) {
         uint64_t one = 1;
-        ssize_t n = write(ring_of(w)->efd, &one, sizeof one);
+        ssize_t n = write(efd, &one, sizeof one);
         (void)n;
-        /* For a user's TSan: the write happens-before the close at the end
-         * of the run (paired in weft__ring_stop). */
-        weft__hb_release(ring_of(w));
     }
 }

@@ -121,8 +121,11 @@ static int body(void *arg)
 int main(void)
 {
     test_watchdog(100);
-    fds_before = io_count_fds_stable();
     for (int round = 0; round < 2; round++) {
+        /* After the first run: the workers' wake eventfds stay open for
+         * the life of the process (io/io.c). */
+        if (round == 1)
+            fds_before = io_count_fds_stable();
         atomic_store(&rounds, 0);
         for (int i = 0; i < PAIRS; i++)
             atomic_store(&pair_rounds[i], 0);
