@@ -504,6 +504,60 @@ WEFT_API void weft_stats_get(weft_stats *out);
  * Context: any thread. SIGQUIT prints it to stderr without stopping. */
 WEFT_API void weft_dump(int fd);
 
+
+/* ---- I/O (io/) -----------------------------------------------------------
+ * Each call submits to the current worker's io_uring (or, on the epoll
+ * backend, waits for readiness and runs a non-blocking syscall), parks the
+ * task, and returns what the kernel gave: a count, an fd, or -errno. Every
+ * call but weft_close is a cancellation point: a cancelled call that
+ * transferred data or produced an fd returns that result (the next
+ * cancellation point reports the cancel); otherwise it returns -ECANCELED
+ * and nothing happened. A buffer is never touched after the call returned.
+ * The offset argument (-1: the current file position) is ignored for
+ * non-seekable fds. On the epoll backend weft sets O_NONBLOCK on the fds it
+ * waits on (visible to plain syscalls on the same open file), runs
+ * regular-file I/O on the blocking pool, and expects fds it waited on to be
+ * closed with weft_close. Outside a task (a plain thread, or before
+ * weft_run) each call is the plain blocking syscall. SIGPIPE: send and
+ * sendmsg pass MSG_NOSIGNAL, and every thread weft creates blocks SIGPIPE,
+ * so EPIPE is returned instead of a signal.
+ * May park: yes (weft_io_backend_name: no). Context: both. */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t n, int64_t offset);
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t n, int64_t offset);
+WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t offset);
+WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t offset);
+WEFT_API ssize_t weft_recv(int fd, void *buf, size_t n, int flags);
+WEFT_API ssize_t weft_send(int fd, const void *buf, size_t n, int flags);
+WEFT_API ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags);
+WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags);
+/* flags as accept4 (SOCK_NONBLOCK, SOCK_CLOEXEC). Returns the new fd. */
+WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+/* After a cancelled connect the socket's state is unspecified: close it. */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len);
+WEFT_API int weft_open(const char *path, int flags, mode_t mode);
+/* NOT a cancellation point: always closes fd. weft ops in flight on fd in
+ * other tasks are cancelled and return -EBADF; may park until those cancels
+ * have landed. */
+WEFT_API int weft_close(int fd);
+WEFT_API int weft_shutdown(int fd, int how);
+WEFT_API int weft_fsync(int fd);
+/* Like sendfile(2): *offset (NULL: in_fd's file position) advances by the
+ * count returned. */
+WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, int64_t *offset, size_t count);
+/* Waits until fd is ready for one of events (POLLIN, POLLOUT, ...) or the
+ * deadline passes. Returns the ready mask, -ETIMEDOUT, -ECANCELED. */
+WEFT_API int weft_poll(int fd, short events, int64_t deadline);
+/* "io_uring" or "epoll"; NULL outside a run. */
+WEFT_API const char *weft_io_backend_name(void);
+
+/* A listening TCP socket (SO_REUSEADDR) bound to host:port; host NULL = any
+ * address; port "0" = any free port. Returns the fd or -errno (-EINVAL for
+ * a name that does not resolve). */
+WEFT_API int weft_tcp_listen(const char *host, const char *port, int backlog);
+/* A connected TCP socket. Name resolution runs off the workers (on the
+ * blocking pool); cancellation and deadlines cover it too. */
+WEFT_API int weft_tcp_connect(const char *host, const char *port);
+
 #ifdef __cplusplus
 }
 #endif

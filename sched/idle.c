@@ -25,6 +25,8 @@ static long futex(atomic_uint *addr, int op, unsigned val, const struct timespec
 
 bool weft__idle_park(weft__worker *w, int64_t deadline)
 {
+    if (w->io)
+        return weft__io_idle_park(w, deadline);
     while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0) {
         struct timespec ts, *tsp = NULL;
         if (deadline != WEFT_FOREVER) {
@@ -46,6 +48,10 @@ bool weft__idle_park(weft__worker *w, int64_t deadline)
 
 void weft__idle_unpark(weft__worker *w)
 {
+    if (w->io) {
+        weft__io_idle_unpark(w);
+        return;
+    }
     if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) == 0)
         futex(&w->park_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }

@@ -494,6 +494,11 @@ struct weft__worker {
      * x86), paired with the monitor's acquire; the monitor trusts it only
      * while the switch count stays unchanged around its reads. */
     _Atomic(weft__task *) running;
+    /* io/: the worker's backend state (NULL: no I/O layer, the futex idle
+     * park), and how many SQEs are queued or in flight on its ring
+     * (written by whoever submits or reaps, read by the owner every tick). */
+    void *io;
+    atomic_uint io_active;
 };
 
 #define WEFT__CTR_INDEX(field) (offsetof(weft__counters, field) / sizeof(uint64_t))
@@ -776,6 +781,34 @@ static inline uintptr_t weft__entry_next(uintptr_t e) { return *weft__entry_link
 
 WEFT__HIDDEN bool weft__idle_park(weft__worker *w, int64_t deadline);
 WEFT__HIDDEN void weft__idle_unpark(weft__worker *w);
+
+/* ---- io/ hooks (implemented in io/io.c) --------------------------------
+ * The only calls sched/ makes into the I/O layer; each costs a load and a
+ * predicted branch while no I/O is in flight. */
+
+/* Starts the backend (WEFT_IO_* value; AUTO: WEFT_IO, else io_uring, else
+ * epoll) before the workers run; stops it after they stopped. */
+WEFT__HIDDEN int weft__io_start(weft__rt *rt, int backend);
+WEFT__HIDDEN void weft__io_stop(weft__rt *rt);
+/* Every scheduling tick: submits queued SQEs now and then, reaps CQEs. */
+WEFT__HIDDEN void weft__io_tick_slow(weft__worker *w);
+static inline void weft__io_tick(weft__worker *w)
+{
+    if (WEFT__UNLIKELY(atomic_load_explicit(&w->io_active, memory_order_relaxed) != 0))
+        weft__io_tick_slow(w);
+}
+/* Out of local work: submits everything queued and reaps what completed;
+ * true if that made a task runnable here. */
+WEFT__HIDDEN bool weft__io_flush(weft__worker *w);
+/* The idle park on the worker's ring or epoll set (idle.c calls these when
+ * w->io is set). */
+WEFT__HIDDEN bool weft__io_idle_park(weft__worker *w, int64_t deadline);
+WEFT__HIDDEN void weft__io_idle_unpark(weft__worker *w);
+/* The monitor, each look: stuck is a worker stuck in one task (its ring is
+ * served from the monitor thread), or NULL for the look itself. */
+WEFT__HIDDEN void weft__io_sysmon(weft__rt *rt, weft__worker *stuck);
+/* Any task parked in I/O (not a deadlock: input may arrive). */
+WEFT__HIDDEN bool weft__io_busy(weft__rt *rt);
 
 /* ---- wait.c: park/wake and per-task cancel state ------------------------ */
 

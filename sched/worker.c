@@ -266,6 +266,7 @@ static weft__task *pick_local(weft__worker *w)
         uintptr_t e = 0;
         w->tick++;
         timers_tick(w);
+        weft__io_tick(w);
         /* The inject queue goes first every FAIR_EVERY ticks (a countdown:
          * no division per pick). Every SPAWN_TURN ticks, if the oldest
          * unstarted spawn is still the one seen at the previous such turn
@@ -306,6 +307,8 @@ static weft__task *pick_local(weft__worker *w)
             e = pinned_pop(w);
         if (!e)
             e = weft__deque_steal(&w->spawnq); /* the oldest spawn first */
+        if (!e && w->io && weft__io_flush(w))
+            continue; /* I/O completions made tasks runnable here */
         if (!e)
             return NULL;
         weft__task *t = claim(w, e);
@@ -713,6 +716,7 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
     uint64_t *last_bc = last + rt->nworkers;
     int64_t now = weft__now();
     *in_call = false;
+    weft__io_sysmon(rt, NULL);
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *w = &rt->workers[i];
         /* The same weft_blocking call as at the last look (its sequence
@@ -744,6 +748,8 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
                 atomic_fetch_add_explicit(&rt->mon_timers_fired, fired, memory_order_relaxed);
                 weft__trace_monitor(0, w, fired);
             }
+            /* Its ring's completions must not wait for it either. */
+            weft__io_sysmon(rt, w);
             if (weft__runq_len(&w->runq) || weft__deque_len(&w->spawnq) ||
                 atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
                 atomic_fetch_add_explicit(&rt->mon_wakes, 1, memory_order_relaxed);

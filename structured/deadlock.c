@@ -84,6 +84,8 @@ static bool all_asleep(weft__rt *rt)
     unsigned pool_threads;
     if (weft__blocking_busy(rt, &pool_threads))
         return false;
+    if (weft__io_busy(rt))
+        return false; /* a task waits on I/O: input may still arrive */
     if (rt->ignore_foreign)
         return true; /* weft_config.ignore_foreign_threads */
     /* weft's threads: the workers (worker 0 is weft_run's caller) and the

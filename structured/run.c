@@ -106,6 +106,7 @@ typedef struct {
     uint32_t coop_refill;
     const char *trace_path;
     bool ignore_foreign;
+    int io; /* weft_io_backend; AUTO resolved from WEFT_IO here */
 } settings;
 
 /* The fields carved from reserved_ kept the struct's size and layout. */
@@ -153,6 +154,9 @@ static int configure(const weft_config *cfg, settings *st)
     if (cfg->io == WEFT_IO_AUTO && (e = getenv("WEFT_IO")) && *e) {
         if (strcmp(e, "uring") != 0 && strcmp(e, "epoll") != 0)
             return bad("WEFT_IO must be \"uring\" or \"epoll\"");
+        st->io = strcmp(e, "uring") == 0 ? WEFT_IO_URING : WEFT_IO_EPOLL;
+    } else {
+        st->io = cfg->io;
     }
     st->stuck_ns = DEFAULT_STUCK_MS * 1000000LL;
     if ((e = getenv("WEFT_STUCK_MS")) && *e) {
@@ -561,7 +565,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     weft__worker *w0 = &rt->workers[0];
     weft__tls_worker = w0;
     weft_spawn_attr attr = {.name = "main"};
-    rc = weft__spawn(rt->root_nursery, main_fn, arg, &attr, NULL, 0, NULL);
+    rc = weft__io_start(rt, st.io);
+    if (rc == 0)
+        rc = weft__spawn(rt->root_nursery, main_fn, arg, &attr, NULL, 0, NULL);
     if (rc == 0) {
         rc = weft__workers_start(rt);
         if (rc == 0) {

@@ -1,0 +1,128 @@
+/*
+ * io/internal.h - the I/O layer's internal interface.
+ *
+ * Two backends sit behind the weft_* calls of ops.c:
+ *   ring.c   a per-worker io_uring ring. A task takes an SQE of its current
+ *            worker's ring, sets its wait record (weft__io_op) as user_data
+ *            and parks. The worker submits what is queued every few
+ *            scheduling ticks and whenever it runs out of work, peeks the
+ *            CQ every tick while anything is in flight, and sleeps in the
+ *            ring (io_uring_enter with a timeout) when idle. Each ring has a
+ *            spin lock: the owner, a canceller on another worker and the
+ *            monitor (for a stuck worker) all submit to and reap from it,
+ *            so none of SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN or a
+ *            registered ring fd can be used (they tie submission or
+ *            completion delivery to one thread).
+ *   epoll.c  readiness: one edge-triggered epoll set for every fd weft
+ *            waits on, a per-fd record with readiness sequence numbers and
+ *            a waiter list, and a per-worker epoll set (its wake eventfd
+ *            plus the shared set) to sleep in.
+ *
+ * The op record and its completion word. op->word holds the token of the
+ * wait its task is parked in, or OP_DONE once the result is in op->res.
+ * The completer writes res, then exchanges the word to OP_DONE and wakes
+ * the token it got back (reading nothing of op after the exchange: the task
+ * may return and drop its stack frame as soon as it sees OP_DONE). A task
+ * that has to wait again (after a cancel took its first wait) CASes its new
+ * token into the word; if that CAS finds OP_DONE the result is already
+ * there. So exactly one of the two sees the other, and the buffer is never
+ * touched after the call returns.
+ */
+#ifndef WEFT_IO_INTERNAL_H
+#define WEFT_IO_INTERNAL_H
+
+#include "sched/internal.h"
+
+#include <liburing.h>
+#include <sys/epoll.h>
+
+#define WEFT__OP_DONE 1u /* never a token: tokens have the low 8 bits 0x80 */
+
+enum { IO_NONE = 0, IO_URING, IO_EPOLL };
+
+typedef struct weft__io_op weft__io_op;
+struct weft__io_op {
+    weft__task *t;
+    _Atomic uint64_t word; /* token of the current wait, or WEFT__OP_DONE */
+    int32_t res;
+    void *ring; /* io_uring: the ring it was submitted to (ring.c) */
+    /* epoll: the readiness it waits for, its place in the fd's waiter list
+     * (under the fd's lock), and whether weft_close woke it. */
+    uint32_t events;
+    bool linked, badf;
+    weft__io_op *prev, *next;
+};
+
+/* One record per fd number, in a two-level table that grows on demand. */
+typedef struct {
+    weft__spin lock;
+    _Atomic uint8_t kind;  /* FD_UNKNOWN, FD_POLL (registered), FD_FILE */
+    _Atomic uint32_t rseq; /* epoll: readable edges seen */
+    _Atomic uint32_t wseq; /* epoll: writable edges seen */
+    atomic_uint inflight;  /* io_uring: ops in flight on this fd */
+    weft__io_op *waiters;  /* epoll: parked tasks (under lock) */
+} weft__fdent;
+enum { FD_UNKNOWN = 0, FD_POLL, FD_FILE };
+
+/* Worker id's wake eventfd (kept for the life of the process: io.c). */
+WEFT__HIDDEN int weft__io_wake_efd(unsigned id);
+
+/* The fd's record; NULL for a negative or out-of-range fd or no memory. */
+WEFT__HIDDEN weft__fdent *weft__fdent_get(int fd);
+
+typedef struct {
+    atomic_int backend; /* IO_URING or IO_EPOLL while a runtime runs, else IO_NONE */
+    weft__rt *rt;
+    atomic_uint waiters; /* tasks parked in I/O, all workers (deadlock check) */
+} weft__io_global;
+extern WEFT__HIDDEN weft__io_global weft__io_g;
+static inline int weft__io_backend(void)
+{
+    /* Written only while no worker runs (weft_run's start and end). */
+    return atomic_load_explicit(&weft__io_g.backend, memory_order_acquire);
+}
+
+/* ---- ring.c ------------------------------------------------------------- */
+
+WEFT__HIDDEN int weft__ring_start(weft__rt *rt);
+WEFT__HIDDEN void weft__ring_stop(weft__rt *rt);
+/* Takes an SQE of the current worker's ring with the ring's lock held; the
+ * caller preps it and hands it to weft__ring_wait, which unlocks. */
+WEFT__HIDDEN struct io_uring_sqe *weft__ring_sqe(weft__worker *w);
+/* Submits the prepared sqe with op as user_data, parks until its CQE (or
+ * deadline / cancel: then cancels it in the kernel and still waits for the
+ * CQE). Returns the CQE's result, or -ECANCELED / -ETIMEDOUT when the op
+ * was cancelled without a result. */
+WEFT__HIDDEN int weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, weft__io_op *op, int fd,
+                                 int64_t deadline);
+WEFT__HIDDEN void weft__ring_close_fd(int fd);
+WEFT__HIDDEN void weft__ring_tick(weft__worker *w, bool force);
+WEFT__HIDDEN bool weft__ring_flush(weft__worker *w);
+WEFT__HIDDEN bool weft__ring_idle_park(weft__worker *w, int64_t deadline);
+WEFT__HIDDEN void weft__ring_idle_unpark(weft__worker *w);
+WEFT__HIDDEN void weft__ring_stuck(weft__worker *w);
+
+/* ---- epoll.c ------------------------------------------------------------ */
+
+WEFT__HIDDEN int weft__ep_start(weft__rt *rt);
+WEFT__HIDDEN void weft__ep_stop(weft__rt *rt);
+/* Registers fd (O_NONBLOCK, edge-triggered) on first use. Returns FD_POLL,
+ * FD_FILE (not pollable: regular files go to the blocking pool), or -errno. */
+WEFT__HIDDEN int weft__ep_prepare(int fd, weft__fdent *fe);
+/* Parks until fd may be ready for events (EPOLLIN / EPOLLOUT) since seq
+ * (rseq << 32 | wseq, read before the syscall that said EAGAIN)
+ * was read, or deadline. Returns 0 (retry the syscall), -EBADF (closed by
+ * weft_close), -ECANCELED, -ETIMEDOUT. */
+WEFT__HIDDEN int weft__ep_wait(weft__fdent *fe, uint32_t events, uint64_t seq, int64_t deadline);
+WEFT__HIDDEN void weft__ep_close_fd(int fd, weft__fdent *fe);
+WEFT__HIDDEN bool weft__ep_flush(weft__worker *w);
+WEFT__HIDDEN bool weft__ep_idle_park(weft__worker *w, int64_t deadline);
+WEFT__HIDDEN void weft__ep_idle_unpark(weft__worker *w);
+WEFT__HIDDEN void weft__ep_sysmon(weft__rt *rt);
+
+/* ---- net.c ------------------------------------------------------------- */
+
+/* Waits until no resolver thread is still waking a task (weft__io_stop). */
+WEFT__HIDDEN void weft__net_quiesce(void);
+
+#endif

@@ -1,0 +1,393 @@
+/*
+ * io_basic: every I/O call against pipes, a tmpfile and loopback sockets,
+ * on the backend WEFT_IO picks: data round trips, EOF, ECONNRESET, EPIPE,
+ * partial writes, offsets, bad input, the plain-syscall path outside a
+ * task, and the automatic fallback when io_uring setup fails. Every case
+ * checks that it leaked no fd.
+ * TIMEOUT: 120
+ * LABELS: unit io
+ */
+#include "io_test.h"
+#include "weft.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+
+static int fds_before;
+
+static void fd_mark(void) { fds_before = io_count_fds_stable(); }
+static void fd_check(void) { io_check_fds(fds_before); }
+
+/* ---- pipes --------------------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    size_t total;
+} pipe_arg;
+
+static int pipe_writer(void *arg)
+{
+    pipe_arg *a = arg;
+    char buf[1000];
+    for (size_t i = 0; i < a->total; i += sizeof buf) {
+        for (size_t k = 0; k < sizeof buf; k++)
+            buf[k] = (char)(i + k);
+        size_t done = 0;
+        while (done < sizeof buf) {
+            ssize_t r = weft_write(a->fd, buf + done, sizeof buf - done, -1);
+            CHECK(r > 0);
+            done += (size_t)r;
+        }
+    }
+    CHECK_OK(weft_close(a->fd));
+    return 0;
+}
+
+static int t_pipe(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    int p[2];
+    CHECK_OK(pipe(p));
+    pipe_arg a = {p[1], (size_t)test_scale(1000) * 1000};
+    weft_nursery *n;
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, pipe_writer, &a));
+    size_t got = 0;
+    char buf[777];
+    for (;;) {
+        /* A pipe is not seekable: the offset is ignored. */
+        ssize_t r = weft_read(p[0], buf, sizeof buf, got % 2 ? 5 : -1);
+        CHECK(r >= 0);
+        if (r == 0)
+            break; /* EOF: the writer closed its end */
+        for (ssize_t k = 0; k < r; k++)
+            CHECK_EQ((unsigned char)buf[k], (unsigned char)(got + (size_t)k));
+        got += (size_t)r;
+    }
+    CHECK_EQ(got, a.total);
+    CHECK_OK(weft_nursery_close(n));
+    CHECK_OK(weft_close(p[0]));
+    fd_check();
+    return 0;
+}
+
+/* EPIPE: the reader is gone; no SIGPIPE kills us. */
+static int t_epipe(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    int p[2];
+    CHECK_OK(pipe(p));
+    CHECK_OK(weft_close(p[0]));
+    CHECK_EQ(weft_write(p[1], "x", 1, -1), -EPIPE);
+    struct iovec iov = {.iov_base = "yz", .iov_len = 2};
+    CHECK_EQ(weft_writev(p[1], &iov, 1, -1), -EPIPE);
+    CHECK_OK(weft_close(p[1]));
+    int s[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, s));
+    CHECK_OK(weft_close(s[1]));
+    CHECK_EQ(weft_send(s[0], "x", 1, 0), -EPIPE);
+    CHECK_OK(weft_close(s[0]));
+    fd_check();
+    return 0;
+}
+
+/* ---- a regular file -------------------------------------------------------- */
+
+static int t_file(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    char path[] = "/tmp/weft_io_basic_XXXXXX";
+    int tmp = mkstemp(path);
+    CHECK(tmp >= 0);
+    close(tmp);
+    int fd = weft_open(path, O_RDWR | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ(weft_write(fd, "hello", 5, -1), 5); /* at the position: 0..5 */
+    CHECK_EQ(weft_write(fd, " world", 6, -1), 6);
+    CHECK_EQ(weft_write(fd, "W", 1, 6), 1); /* at an offset: position unchanged */
+    char buf[64] = {0};
+    CHECK_EQ(weft_read(fd, buf, sizeof buf, 0), 11);
+    CHECK(memcmp(buf, "hello World", 11) == 0);
+    CHECK_EQ(weft_read(fd, buf, sizeof buf, -1), 0); /* the position is at the end */
+    char a[3], b[4];
+    struct iovec iov[2] = {{a, 3}, {b, 4}};
+    CHECK_EQ(weft_readv(fd, iov, 2, 2), 7);
+    CHECK(memcmp(a, "llo", 3) == 0 && memcmp(b, " Wor", 4) == 0);
+    struct iovec wv[2] = {{"ab", 2}, {"cd", 2}};
+    CHECK_EQ(weft_writev(fd, wv, 2, 11), 4);
+    CHECK_EQ(weft_writev(fd, wv, 2, -1), 4); /* at the position (11): overwrites */
+    CHECK_OK(weft_fsync(fd));
+    struct stat st;
+    CHECK_OK(fstat(fd, &st));
+    CHECK_EQ(st.st_size, 15);
+    /* sendfile into a socket, both with an offset and from the position. */
+    int s[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, s));
+    int64_t off = 6;
+    CHECK_EQ(weft_sendfile(s[0], fd, &off, 5), 5);
+    CHECK_EQ(off, 11);
+    CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+    CHECK_EQ(weft_sendfile(s[0], fd, NULL, 5), 5);
+    CHECK_EQ(lseek(fd, 0, SEEK_CUR), 5);
+    io_recv_all(s[1], buf, 10);
+    CHECK(memcmp(buf, "Worldhello", 10) == 0);
+    CHECK_OK(weft_close(s[0]));
+    CHECK_OK(weft_close(s[1]));
+    CHECK_OK(weft_close(fd));
+    CHECK_EQ(weft_open("/nonexistent/weft/x", O_RDONLY, 0), -ENOENT);
+    unlink(path);
+    fd_check();
+    return 0;
+}
+
+/* ---- sockets ----------------------------------------------------------------- */
+
+static int t_unix_msg(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    int s[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, s));
+    char one[] = "abc", two[] = "defg";
+    struct iovec iov[2] = {{one, 3}, {two, 4}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+    CHECK_EQ(weft_sendmsg(s[0], &m, 0), 7);
+    char r1[2], r2[10];
+    struct iovec riov[2] = {{r1, 2}, {r2, 10}};
+    struct msghdr rm = {.msg_iov = riov, .msg_iovlen = 2};
+    CHECK_EQ(weft_recvmsg(s[1], &rm, 0), 7);
+    CHECK(memcmp(r1, "ab", 2) == 0 && memcmp(r2, "cdefg", 5) == 0);
+    CHECK_OK(weft_shutdown(s[0], SHUT_WR));
+    CHECK_EQ(weft_recv(s[1], r2, sizeof r2, 0), 0); /* EOF */
+    CHECK_OK(weft_close(s[0]));
+    CHECK_OK(weft_close(s[1]));
+    fd_check();
+    return 0;
+}
+
+typedef struct {
+    int lfd;
+    size_t total;
+} srv_arg;
+
+/* Echoes every byte of one connection back, until EOF. */
+static int echo_server(void *arg)
+{
+    srv_arg *a = arg;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int c = weft_accept(a->lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+    CHECK(c >= 0);
+    CHECK(len > 0);
+    char buf[3000];
+    for (;;) {
+        ssize_t r = weft_recv(c, buf, sizeof buf, 0);
+        CHECK(r >= 0);
+        if (r == 0)
+            break;
+        io_send_all(c, buf, (size_t)r);
+    }
+    CHECK_OK(weft_close(c));
+    return 0;
+}
+
+static int t_tcp_echo(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    int l = weft_tcp_listen("127.0.0.1", "0", 16);
+    CHECK(l >= 0);
+    char port[16];
+    io_port_of(l, port);
+    srv_arg a = {l, 0};
+    weft_nursery *n;
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, echo_server, &a));
+    /* "localhost" is not numeric: resolved on the resolver thread. */
+    int c = weft_tcp_connect("localhost", port);
+    if (c < 0)
+        c = weft_tcp_connect("127.0.0.1", port);
+    CHECK(c >= 0);
+    /* A big buffer: the sends are partial while nobody reads, and the
+     * echo must still deliver every byte in order. */
+    size_t total = (size_t)test_scale(4 << 20);
+    char *out = malloc(total), *in = malloc(total);
+    CHECK(out && in);
+    for (size_t i = 0; i < total; i++)
+        out[i] = (char)(i * 7 + (i >> 9));
+    size_t sent = 0, got = 0;
+    while (got < total) {
+        if (sent < total) {
+            ssize_t r = weft_send(c, out + sent, total - sent < 65536 ? total - sent : 65536, 0);
+            CHECK(r > 0);
+            sent += (size_t)r;
+        }
+        while (got < sent) {
+            int m = weft_poll(c, POLLIN, sent < total ? weft_now() : WEFT_FOREVER);
+            if (m == -ETIMEDOUT)
+                break;
+            CHECK(m > 0 && (m & POLLIN));
+            ssize_t r = weft_recv(c, in + got, total - got, 0);
+            CHECK(r > 0);
+            got += (size_t)r;
+        }
+    }
+    CHECK(memcmp(in, out, total) == 0);
+    CHECK_OK(weft_shutdown(c, SHUT_WR));
+    char x;
+    CHECK_EQ(weft_recv(c, &x, 1, 0), 0); /* the server saw EOF and closed */
+    CHECK_OK(weft_nursery_close(n));
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_close(l));
+    free(out);
+    free(in);
+    fd_check();
+    return 0;
+}
+
+/* ECONNRESET: the peer closes with unread data (an RST). */
+static int t_reset(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    int l = weft_tcp_listen("127.0.0.1", "0", 16);
+    CHECK(l >= 0);
+    char port[16];
+    io_port_of(l, port);
+    int c = weft_tcp_connect("127.0.0.1", port);
+    CHECK(c >= 0);
+    int s = weft_accept(l, NULL, NULL, 0);
+    CHECK(s >= 0);
+    struct linger lg = {1, 0};
+    CHECK_OK(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    CHECK_OK(weft_close(s));
+    char buf[16];
+    ssize_t r = weft_recv(c, buf, sizeof buf, 0);
+    CHECK_EQ(r, -ECONNRESET);
+    /* Sending on it now: EPIPE, no signal. */
+    r = weft_send(c, "x", 1, 0);
+    CHECK(r == -EPIPE || r == -ECONNRESET);
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_close(l));
+    fd_check();
+    return 0;
+}
+
+static int t_bad_input(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    char buf[4];
+    CHECK_EQ(weft_read(0, NULL, 4, -1), -EINVAL);
+    CHECK_EQ(weft_read(0, buf, 4, -2), -EINVAL);
+    CHECK_EQ(weft_write(0, NULL, 4, -1), -EINVAL);
+    CHECK_EQ(weft_readv(0, NULL, 1, -1), -EINVAL);
+    CHECK_EQ(weft_writev(0, (struct iovec *)buf, -1, -1), -EINVAL);
+    CHECK_EQ(weft_recvmsg(0, NULL, 0), -EINVAL);
+    CHECK_EQ(weft_sendmsg(0, NULL, 0), -EINVAL);
+    CHECK_EQ(weft_connect(0, NULL, 0), -EINVAL);
+    CHECK_EQ(weft_open(NULL, 0, 0), -EINVAL);
+    CHECK_EQ(weft_accept(0, (struct sockaddr *)buf, NULL, 0), -EINVAL);
+    CHECK_EQ(weft_close(-1), -EBADF);
+    CHECK_EQ(weft_poll(-1, POLLIN, 0), -EBADF);
+    CHECK_EQ(weft_tcp_listen(NULL, NULL, 1), -EINVAL);
+    CHECK_EQ(weft_tcp_connect(NULL, "1"), -EINVAL);
+    int64_t off = -3;
+    CHECK_EQ(weft_sendfile(1, 0, &off, 1), -EINVAL);
+    /* A closed fd number: -EBADF from the kernel, not a crash. */
+    int p[2];
+    CHECK_OK(pipe(p));
+    close(p[0]);
+    close(p[1]);
+    CHECK_EQ(weft_read(p[0], buf, 4, -1), -EBADF);
+    CHECK_EQ(weft_recv(p[0], buf, 4, 0), -EBADF);
+    CHECK(weft_tcp_connect("127.0.0.1", "notaport") < 0);
+    fd_check();
+    return 0;
+}
+
+static int t_backend(void *arg)
+{
+    (void)arg;
+    const char *b = weft_io_backend_name();
+    CHECK(b != NULL);
+    if (getenv("WEFT_TEST_URING_FAIL"))
+        CHECK(strcmp(b, "epoll") == 0);
+    else
+        CHECK(strcmp(b, io_expected_backend()) == 0);
+    return 0;
+}
+
+/* io_uring setup fails (as under seccomp): weft falls back to epoll and
+ * the calls work there. */
+static int fallback_body(void *arg)
+{
+    (void)arg;
+    CHECK(strcmp(weft_io_backend_name(), "epoll") == 0);
+    return t_tcp_echo(NULL);
+}
+
+static void t_fallback(void)
+{
+    const char *envs[] = {"WEFT_TEST_URING_FAIL=EPERM", "WEFT_TEST_URING_FAIL=ENOSYS"};
+    for (int i = 0; i < 2; i++) {
+        int status;
+        char *err = test_run_in_child(2, fallback_body, envs[i], &status);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "fallback child (%s):\n%s\n", envs[i], err);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+}
+
+/* Outside a task: the plain syscalls. */
+static void t_outside(void)
+{
+    CHECK(weft_io_backend_name() == NULL);
+    fd_mark();
+    int p[2];
+    CHECK_OK(pipe(p));
+    CHECK_EQ(weft_write(p[1], "abc", 3, -1), 3);
+    char buf[8];
+    CHECK_EQ(weft_poll(p[0], POLLIN, WEFT_FOREVER), POLLIN);
+    CHECK_EQ(weft_read(p[0], buf, sizeof buf, -1), 3);
+    CHECK_EQ(weft_poll(p[0], POLLIN, weft_now() + test_ms(1)), -ETIMEDOUT);
+    CHECK_OK(weft_close(p[0]));
+    CHECK_OK(weft_close(p[1]));
+    int l = weft_tcp_listen(NULL, "0", 4);
+    CHECK(l >= 0);
+    char port[16];
+    io_port_of(l, port);
+    int c = weft_tcp_connect("127.0.0.1", port);
+    CHECK(c >= 0);
+    int s = weft_accept(l, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(s >= 0);
+    CHECK_EQ(weft_send(c, "hi", 2, 0), 2);
+    CHECK_EQ(weft_recv(s, buf, sizeof buf, 0), 2);
+    CHECK_OK(weft_close(s));
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_close(l));
+    fd_check();
+}
+
+int main(void)
+{
+    test_watchdog(100);
+    /* First: it forks, and later cases leave resolver threads (detached,
+     * maybe still exiting) that could hold a lock of the allocator. */
+    CASE(t_fallback);
+    CASE(t_outside);
+    RUN(t_backend);
+    RUN(t_pipe);
+    RUN(t_epipe);
+    RUN(t_file);
+    RUN(t_unix_msg);
+    RUN(t_tcp_echo);
+    RUN(t_reset);
+    RUN(t_bad_input);
+    printf("io_basic: ok (%s)\n", io_expected_backend());
+    return 0;
+}
