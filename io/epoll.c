@@ -18,7 +18,7 @@
  * idle worker sleeps in its own epoll set, which holds its wake eventfd and
  * the shared set; the monitor harvests when nobody has for a while (all
  * workers busy). Regular files are not pollable (EPOLL_CTL_ADD fails with
- * EPERM): their I/O runs on the blocking pool (ops.c).
+ * EPERM): their I/O runs through weft_blocking (ops.c).
  */
 #include "io/internal.h"
 

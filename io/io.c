@@ -25,7 +25,7 @@ static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER;
 static sigset_t old_mask;
 
 /* The workers' wake eventfds, by worker index, kept for the life of the
- * process. An unparker on a plain thread (an event set, a pool thread, a
+ * process. An unparker on a plain thread (an event set, a weft_blocking body, a
  * resolver) may still be between claiming a parked worker and its write()
  * when the run ends: closing the eventfd then could make that write land
  * in an fd number reused meanwhile. A kept eventfd is always safe to write. */

@@ -5,7 +5,7 @@
  * weft_run) the plain blocking syscall; in a task, a cancellation point on
  * entry, then the backend: an SQE on the worker's ring (ring.c), or the
  * non-blocking syscall retried on readiness (epoll.c), or, for regular
- * files on the epoll backend, the blocking pool.
+ * files on the epoll backend, weft_blocking.
  */
 #include "io/internal.h"
 
@@ -109,7 +109,7 @@ static int file_job(void *arg)
     return 0;
 }
 
-/* On the blocking pool: regular files on the epoll backend. */
+/* Through weft_blocking: regular files on the epoll backend. */
 static ssize_t run_blocking(sysargs *a)
 {
     a->res = 0;

@@ -12,7 +12,7 @@
  * tick peeks the CQ (two loads, no syscall) and reaps what is there. An
  * idle worker sleeps in io_uring_enter(GETEVENTS) with its next timer
  * deadline as the timeout; a READ on its eventfd is always armed in the
- * ring, so weft__idle_unpark from any thread (a worker, the blocking pool,
+ * ring, so weft__idle_unpark from any thread (a worker, a weft_blocking body,
  * a plain thread, a signal handler's monitor) wakes it with one write().
  * The monitor serves a worker stuck in one task: it submits and reaps that
  * worker's ring, and the tasks it wakes go to the inject queue.

@@ -108,7 +108,7 @@ void weft__rt_destroy(weft__rt *rt)
     pthread_mutex_unlock(&stats_lock);
     weft__blocking_fini(rt);
     weft__stuck_fini(rt);
-    /* After the monitor and the pool threads: both may still serve a ring
+    /* After the monitor and the hand-off threads: both may still serve a ring
      * or unpark a worker (io/io.c). */
     weft__io_stop(rt);
     for (unsigned i = 0; i < rt->nworkers; i++)
