@@ -21,8 +21,8 @@
  * monitor's reads) and the task's fields while the task runs. It trusts them only if the worker's
  * switch count is the same before and after the reads: the task was on
  * the worker the whole time, so its block cannot have been recycled. The
- * name is copied under the task's lock (weft_task_set_name takes it); the
- * id and spawn site never change after the spawn.
+ * id and spawn site never change after the spawn; the name is copied
+ * without the task's lock (see snapshot).
  */
 #include "internal.h"
 
@@ -38,6 +38,30 @@ static uint64_t switches(weft__worker *w)
     return atomic_load_explicit(&w->ctr.v[WEFT__CTR_INDEX(context_switches)], memory_order_relaxed);
 }
 
+/* The reads of a seqlock-style snapshot: the task may finish and its block
+ * be reused (task.c's memset) while we read, and report() then throws the
+ * copy away (the switch count moved). Control blocks are type-stable, never
+ * unmapped during a run, so the reads are safe; a ThreadSanitizer build that
+ * instruments the runtime would still call them a race, so they are left
+ * uninstrumented, and the name is copied byte by byte (memcpy would go
+ * through TSan's interceptor). */
+#if defined(__clang__) || defined(__SANITIZE_THREAD__)
+#define SNAPSHOT_READS __attribute__((no_sanitize("thread"), noinline))
+#else
+#define SNAPSHOT_READS __attribute__((noinline))
+#endif
+SNAPSHOT_READS static void snapshot(weft__task *t, char *name, uint64_t *id, const char **file,
+                                    int *line)
+{
+    const volatile char *src = t->name;
+    for (size_t i = 0; i < WEFT__NAME_MAX; i++)
+        name[i] = src[i];
+    name[WEFT__NAME_MAX - 1] = 0;
+    *id = t->id;
+    *file = t->spawn_file;
+    *line = t->spawn_line;
+}
+
 static void report(weft__rt *rt, weft__worker *w, stuck_w *s, int64_t stuck_for)
 {
     /* acquire: pairs with the release store at switch-in, so the task's
@@ -46,13 +70,13 @@ static void report(weft__rt *rt, weft__worker *w, stuck_w *s, int64_t stuck_for)
     if (!t)
         return;
     char name[WEFT__NAME_MAX];
-    weft__spin_lock(&t->lock);
-    memcpy(name, t->name, sizeof name);
-    weft__spin_unlock(&t->lock);
-    name[WEFT__NAME_MAX - 1] = 0;
-    uint64_t id = t->id;
-    const char *file = t->spawn_file;
-    int line = t->spawn_line;
+    uint64_t id;
+    const char *file;
+    int line;
+    /* No lock: the block may be reused under us (its lock word with it).
+     * A name the task renames meanwhile may come out torn; the copy is
+     * NUL-terminated and only printed. */
+    snapshot(t, name, &id, &file, &line);
     if (switches(w) != s->sw || !atomic_load_explicit(&w->running_task, memory_order_relaxed))
         return; /* it switched out meanwhile: not stuck after all */
     char site[300] = "";
