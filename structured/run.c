@@ -543,6 +543,12 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     rc = weft__trace_start(rt, st.trace_path);
     if (rc)
         goto out_root;
+    /* The I/O layer before the monitor thread exists: the monitor serves
+     * rings, and pthread_create is then the edge that publishes them (also
+     * to a ThreadSanitizer, which does not see the library's atomics). */
+    rc = weft__io_start(rt, st.io);
+    if (rc)
+        goto out_trace;
     monitor mon = {.rt = rt};
     mon.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (mon.efd < 0) {
@@ -565,9 +571,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
     weft__worker *w0 = &rt->workers[0];
     weft__tls_worker = w0;
     weft_spawn_attr attr = {.name = "main"};
-    rc = weft__io_start(rt, st.io);
-    if (rc == 0)
-        rc = weft__spawn(rt->root_nursery, main_fn, arg, &attr, NULL, 0, NULL);
+    rc = weft__spawn(rt->root_nursery, main_fn, arg, &attr, NULL, 0, NULL);
     if (rc == 0) {
         rc = weft__workers_start(rt);
         if (rc == 0) {
