@@ -504,7 +504,6 @@ WEFT_API void weft_stats_get(weft_stats *out);
  * Context: any thread. SIGQUIT prints it to stderr without stopping. */
 WEFT_API void weft_dump(int fd);
 
-
 /* ---- I/O (io/) -----------------------------------------------------------
  * Each call submits to the current worker's io_uring (or, on the epoll
  * backend, waits for readiness and runs a non-blocking syscall), parks the
