@@ -79,9 +79,3 @@ uintptr_t weft__deque_steal(weft__deque *d)
     }
 }
 
-unsigned weft__deque_len(weft__deque *d)
-{
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
-    return b > t ? (unsigned)(b - t) : 0;
-}

@@ -580,9 +580,27 @@ extern WEFT__HIDDEN WEFT__TLS weft__worker *weft__tls_worker;
 
 static inline weft__worker *weft__self(void) { return weft__tls_worker; }
 /* The same, after a call that may have parked (so resumed the caller on
- * another thread): computed in a function of its own, since a compiler may
- * keep a TLS address from before the call in a register (trap 2). */
-WEFT__HIDDEN weft__worker *weft__self_fresh(void);
+ * another thread). A compiler may keep the thread pointer, and so a TLS
+ * address from before the call, in a register across it (clang did: trap
+ * 2). On x86-64 the slot is read by a volatile asm (the initial-exec
+ * sequence weft__tls_worker's model gives: GOT offset, then %fs-relative
+ * load), which the compiler can neither move nor merge with an earlier
+ * read; elsewhere by a call it cannot see into. */
+WEFT__HIDDEN weft__worker *weft__self_fresh_call(void);
+static inline weft__worker *weft__self_fresh(void)
+{
+#if defined(__x86_64__)
+    weft__worker *w;
+    __asm__ volatile("movq weft__tls_worker@gottpoff(%%rip), %0\n\t"
+                     "movq %%fs:(%0), %0"
+                     : "=r"(w)
+                     :
+                     : "memory");
+    return w;
+#else
+    return weft__self_fresh_call();
+#endif
+}
 
 WEFT__HIDDEN bool weft__task_cancelled_slow(weft__task *t);
 /* The cancellation rule itself, for a chain starting at `top`: walk outward,
@@ -739,7 +757,14 @@ WEFT__HIDDEN bool weft__deque_push(weft__deque *d, uintptr_t e);
 WEFT__HIDDEN uintptr_t weft__deque_take(weft__deque *d);
 /* Anyone: the oldest entry, 0 if none. */
 WEFT__HIDDEN uintptr_t weft__deque_steal(weft__deque *d);
-WEFT__HIDDEN unsigned weft__deque_len(weft__deque *d);
+/* Entries in the deque now (racy: a snapshot; inline, since the owner
+ * checks it on every yield before trying a steal). */
+static inline unsigned weft__deque_len(weft__deque *d)
+{
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+    return b > t ? (unsigned)(b - t) : 0;
+}
 /* Spawn: publish a new child on the current worker (spawn deque, or the
  * run queue when the deque is full), waking an idle worker if none spins. */
 WEFT__HIDDEN void weft__ready_spawn(weft__task *t);

@@ -30,7 +30,17 @@ static void slab_new(weft__worker *w)
     weft__task *slab = aligned_alloc(WEFT__CACHELINE, SLAB_TASKS * sizeof(weft__task));
     if (!slab)
         return;
-    memset(slab, 0, SLAB_TASKS * sizeof(weft__task));
+    /* Only the fields before ctx: other threads may read them at any time
+     * (stale wakers, the stuck report), so they must hold defined values
+     * before the block is first handed out. weft__task_alloc clears the
+     * rest at every allocation; clearing it here too wrote every new block
+     * twice. weft__task_free_all frees keys_ext and own of every block,
+     * so those start NULL too. */
+    for (int i = 0; i < SLAB_TASKS; i++) {
+        memset(&slab[i], 0, offsetof(weft__task, ctx));
+        slab[i].keys_ext = NULL;
+        slab[i].own = NULL;
+    }
     pthread_mutex_lock(&rt->pool_lock);
     if (rt->nslabs == rt->slabs_cap) {
         size_t nc = rt->slabs_cap ? rt->slabs_cap * 2 : 64;

@@ -299,7 +299,7 @@ static weft__task *pick_local(weft__worker *w)
          * yielding cannot hold new ones off forever. (Only for yields:
          * starting old spawns before resumed tasks in general breaks
          * fork-join's depth-first order; skynet took 4x as long.) */
-        if (!e && w->prev && w->prev_action == PREV_YIELD)
+        if (!e && w->prev && w->prev_action == PREV_YIELD && weft__deque_len(&w->spawnq) > 0)
             e = weft__deque_steal(&w->spawnq);
         if (!e)
             e = weft__runq_pop(&w->runq);
@@ -447,8 +447,9 @@ static bool run_task(weft__worker *w, weft__task *t)
  * on another thread (trap 2): a compiler may keep the thread pointer, and so
  * a TLS address computed before the switch, in a register across the call
  * (clang's sanitizer builds did: TSan saw this task read the previous
- * thread's weft__tls_worker). A call it cannot see into computes it again. */
-__attribute__((noinline)) weft__worker *weft__self_fresh(void)
+ * thread's weft__tls_worker). A call it cannot see into computes it again.
+ * x86-64 reads the slot with an asm instead (weft__self_fresh). */
+__attribute__((noinline)) weft__worker *weft__self_fresh_call(void)
 {
     weft__worker *w = weft__tls_worker;
     __asm__ volatile("" : "+r"(w));
