@@ -245,7 +245,9 @@ int weft_blocking(weft_fn fn, void *arg)
     /* For weft_dump: the task waits in its call. */
     atomic_store_explicit(&t->wait_what, "weft_blocking", memory_order_relaxed);
     atomic_store_explicit(&t->wait_obj, (const void *)fn, memory_order_relaxed);
-    atomic_store_explicit(&t->wait_since, weft__ticks(), memory_order_relaxed);
+    uint64_t t0 = weft__ticks();
+    atomic_store_explicit(&t->wait_since, t0, memory_order_relaxed);
+    atomic_store_explicit(&w->bcall_t0, t0, memory_order_relaxed);
     atomic_store_explicit(&t->state, T_PARKED, memory_order_relaxed);
     weft__tls_worker = NULL;
     weft__tls_blocking_for = t;

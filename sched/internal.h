@@ -388,6 +388,9 @@ struct weft__task {
 
     char name[WEFT__NAME_MAX];
 };
+/* A parked task costs its stack page plus this block (issue 6's budget:
+ * 640 bytes, so 1M parked tasks stay within 4.75 KiB each). */
+_Static_assert(sizeof(weft__task) <= 640, "the task control block outgrew its 640-byte budget");
 
 /* ---- the runtime and workers ------------------------------------------- */
 
@@ -486,9 +489,10 @@ struct weft__worker {
      * IDLE_WOKEN_PLAIN (an inbox hand-off), so the worker learns which wake
      * it got from the same word that told the waker it was parked. */
     atomic_uint idle;
-    atomic_bool running_task; /* a task is on this worker now */
-    _Atomic uint64_t bcall;   /* WEFT__BC_* | seq << 2 (blocking.c) */
-    atomic_uint npinned;      /* tasks pinned here: no hand-off while > 0 */
+    atomic_bool running_task;  /* a task is on this worker now */
+    _Atomic uint64_t bcall;    /* WEFT__BC_* | seq << 2 (blocking.c) */
+    _Atomic uint64_t bcall_t0; /* weft__ticks() when the call began (the monitor's age check) */
+    atomic_uint npinned;       /* tasks pinned here: no hand-off while > 0 */
     /* The task on this worker now, for the monitor's stuck-task report
      * (stuck.c): stored at every switch-in with release (a plain store on
      * x86), paired with the monitor's acquire; the monitor trusts it only

@@ -42,6 +42,9 @@ _Atomic(weft__rt *) weft__g_rt;
 #define FAIR_EVERY 61   /* the inject queue's turn */
 #define SPAWN_TURN 4096 /* a starved spawn's turn (power of two) */
 #define TIMER_EVERY 8
+/* A weft_blocking call this old with work waiting behind it loses its
+ * worker at the monitor's next look (Go's sysmon: 20 us at least). */
+#define HANDOFF_AFTER_NS (20 * 1000)
 #define SPIN_ROUNDS 64
 #define RUNNEXT_STEAL_DELAY_NS 3000
 
@@ -720,12 +723,20 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
     weft__io_sysmon(rt, NULL);
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *w = &rt->workers[i];
-        /* The same weft_blocking call as at the last look (its sequence
-         * number): hand the worker to another thread if work waits. */
+        /* A weft_blocking call that has lasted HANDOFF_AFTER_NS, or the
+         * same call as at the last look (its sequence number): hand the
+         * worker to another thread if work waits. The age lets a look
+         * that a call's poke brought about hand off at once, instead of
+         * one more sleep and wake-up of the monitor (each wake-up costs
+         * 50 us to milliseconds on a busy VM). bcall_t0 may already be a
+         * later call's: then the hand-off's CAS on bc fails, harmlessly. */
         uint64_t bc = atomic_load_explicit(&w->bcall, memory_order_acquire);
         if ((bc & 3) == WEFT__BC_IN_CALL && handoff_wanted(rt, w, now)) {
             *in_call = true;
-            if (bc == last_bc[i])
+            int64_t age = (int64_t)(weft__ticks() -
+                                    atomic_load_explicit(&w->bcall_t0, memory_order_relaxed));
+            if (bc == last_bc[i] || age < 0 ||
+                weft__ticks_to_ns(rt, (uint64_t)age) >= HANDOFF_AFTER_NS)
                 weft__blocking_handoff(rt, w, bc);
         }
         last_bc[i] = bc;
