@@ -50,6 +50,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,6 +490,11 @@ struct weft__worker {
      * IDLE_WOKEN_PLAIN (an inbox hand-off), so the worker learns which wake
      * it got from the same word that told the waker it was parked. */
     atomic_uint idle;
+    /* Steering (idle.c): the OS thread driving this worker, the CPU it was
+     * on when it last parked, and whether a waker narrowed its affinity. */
+    atomic_int tid;
+    atomic_int park_cpu;
+    atomic_bool steered;
     atomic_bool running_task;  /* a task is on this worker now */
     _Atomic uint64_t bcall;    /* WEFT__BC_* | seq << 2 (blocking.c) */
     _Atomic uint64_t bcall_t0; /* weft__ticks() when the call began (the monitor's age check) */
@@ -515,6 +521,10 @@ struct weft__worker {
 
 struct weft__rt {
     unsigned nworkers;
+    /* The CPUs the process may use when the runtime started; steer_on if
+     * more than one (idle.c: a woken worker kept off its waker's CPU). */
+    cpu_set_t cpus;
+    bool steer_on;
     size_t stack_size;
     unsigned blocking_cap;
     bool no_signals;
@@ -810,6 +820,16 @@ static inline uintptr_t weft__entry_next(uintptr_t e) { return *weft__entry_link
 
 WEFT__HIDDEN bool weft__idle_park(weft__worker *w, int64_t deadline);
 WEFT__HIDDEN void weft__idle_unpark(weft__worker *w);
+/* Steering, around the park and the claim of a parked worker (idle.c). */
+WEFT__HIDDEN void weft__steer_init(weft__rt *rt);
+WEFT__HIDDEN void weft__steer_note_park(weft__worker *w);
+WEFT__HIDDEN void weft__steer_away(weft__rt *rt, weft__worker *v);
+WEFT__HIDDEN void weft__steer_restore_slow(weft__worker *w);
+static inline void weft__steer_restore(weft__worker *w)
+{
+    if (WEFT__UNLIKELY(atomic_load_explicit(&w->steered, memory_order_relaxed)))
+        weft__steer_restore_slow(w);
+}
 
 /* ---- io/ hooks (implemented in io/io.c) --------------------------------
  * The only calls sched/ makes into the I/O layer; each costs a load and a

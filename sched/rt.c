@@ -32,6 +32,7 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
     }
     memset(rt->workers, 0, wsz);
     rt->nworkers = nworkers;
+    weft__steer_init(rt);
     rt->stack_size = stack_size;
     rt->blocking_cap = blocking_cap;
     rt->seed = seed;

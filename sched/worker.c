@@ -33,6 +33,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 WEFT__TLS weft__worker *weft__tls_worker;
 WEFT__TLS weft__thr weft__tls_thr;
@@ -121,6 +122,7 @@ void weft__wake_idle(weft__rt *rt)
                                                     memory_order_seq_cst, memory_order_relaxed)) {
             atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
             weft__test_delay(WEFT__DELAY_WAKE_IDLE);
+            weft__steer_away(rt, v);
             weft__idle_unpark(v);
             return;
         }
@@ -137,6 +139,7 @@ static void unpark_if_parked(weft__rt *rt, weft__worker *v)
                                                 memory_order_seq_cst, memory_order_relaxed)) {
         atomic_fetch_sub_explicit(&rt->nparked, 1, memory_order_relaxed);
         /* It does not come up as a spinner: it has its own inbox to run. */
+        weft__steer_away(rt, v);
         weft__idle_unpark(v);
     }
 }
@@ -682,7 +685,9 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
             WEFT__COUNT(w, worker_parks, 1);
             if (WEFT__TRACING())
                 weft__trace_idle(true);
+            weft__steer_note_park(w);
             weft__idle_park(w, atomic_load_explicit(&w->timer_next, memory_order_relaxed));
+            weft__steer_restore(w);
             if (WEFT__TRACING())
                 weft__trace_idle(false);
             if (unpark_self(w))
@@ -694,6 +699,7 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
         WEFT__COUNT(w, worker_wakes, 1);
         if (atomic_exchange_explicit(&w->idle, IDLE_NONE, memory_order_acquire) == IDLE_WOKEN_SPIN)
             *spinning = true;
+        weft__steer_restore(w); /* in case the claim came after the park */
     }
 }
 
@@ -777,6 +783,7 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
 bool weft__worker_loop(weft__worker *w)
 {
     weft__tls_worker = w;
+    atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
     /* A parked worker sleeps with its next timer as the futex timeout; the
      * default 50 us timer slack would make every timer fired by an idle
      * worker that much late. 1 ns: wake on time (restored for the thread
