@@ -23,7 +23,9 @@
  *
  *   BENCH fileread_4k_<mode> <reads/s> reads/s
  *
- * and, on stderr, the process CPU time per read and (weft) the backend.
+ * and, on stderr, the process CPU time per read, the spread of the reads
+ * over the readers (min / median / max: do all 64 tasks progress?) and
+ * (weft) the backend.
  * Every read must return 4096 bytes, else the program fails. Takes about
  * S + 1 s (the file's creation included).
  */
@@ -54,6 +56,7 @@ static int64_t t_start, t_end; /* CLOCK_MONOTONIC ns: counted window */
 static int nreaders;
 static _Atomic long total_reads, all_reads; /* counted; warm-up included */
 static _Atomic int failed;
+static long *per_reader; /* counted reads of each reader */
 
 static int64_t now_ns(void)
 {
@@ -130,6 +133,7 @@ static int weft_reader(void *arg)
         all++;
     }
     free(buf);
+    per_reader[i] = n;
     atomic_fetch_add(&total_reads, n);
     atomic_fetch_add(&all_reads, all);
     return 0;
@@ -170,9 +174,16 @@ static void *thread_reader(void *arg)
         all++;
     }
     free(buf);
+    per_reader[i] = n;
     atomic_fetch_add(&total_reads, n);
     atomic_fetch_add(&all_reads, all);
     return NULL;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
 }
 
 static int usage(void)
@@ -210,6 +221,7 @@ int main(int argc, char **argv)
     if (make_file() != 0)
         return 1;
 
+    per_reader = calloc((size_t)(weft ? tasks : threads), sizeof *per_reader);
     double cpu0 = cpu_s();
     if (weft) {
         nreaders = tasks;
@@ -246,6 +258,10 @@ int main(int argc, char **argv)
             "(over the warm-up's reads too)\n",
             argv[1], nreaders, weft ? "tasks" : "threads", n, secs, rate,
             all_reads ? cpu * 1e6 / (double)atomic_load(&all_reads) : 0);
+    qsort(per_reader, (size_t)nreaders, sizeof *per_reader, cmp_long);
+    fprintf(stderr, "fileread %s: reads per %s: min %ld, median %ld, max %ld\n", argv[1],
+            weft ? "task" : "thread", per_reader[0], per_reader[nreaders / 2],
+            per_reader[nreaders - 1]);
     printf("BENCH fileread_4k_%s %.0f reads/s\n", argv[1], rate);
     return 0;
 }
