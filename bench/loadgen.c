@@ -252,7 +252,7 @@ typedef struct {
 } perf_counter;
 
 /* Writes cmd ("enable" / "disable") to perf's control fifo and waits (at most
- * 5 s) for its ack. */
+ * 5 s, less if perf exits: not installed, not permitted) for its ack. */
 static int perf_cmd(perf_counter *pc, const char *cmd)
 {
     char line[32], ack[16];
@@ -260,8 +260,15 @@ static int perf_cmd(perf_counter *pc, const char *cmd)
     if (write(pc->ctl, line, (size_t)len) != len)
         return -1;
     struct pollfd p = {.fd = pc->ack, .events = POLLIN};
-    if (poll(&p, 1, 5000) != 1)
-        return -1;
+    for (int waited = 0;; waited += 100) { /* a perf that failed to start exits */
+        if (poll(&p, 1, 100) == 1)
+            break;
+        if (waited >= 5000 || waitpid(pc->pid, NULL, WNOHANG) == pc->pid) {
+            if (waited < 5000)
+                pc->pid = 0; /* reaped */
+            return -1;
+        }
+    }
     ssize_t r = read(pc->ack, ack, sizeof ack - 1);
     return r > 0 && strncmp(ack, "ack", 3) == 0 ? 0 : -1;
 }
