@@ -98,8 +98,9 @@ static int make_file(void)
             return -1;
         }
     }
-    fdatasync(fd); /* no writeback during the measurement */
-    for (long done = 0; done < FILE_SIZE; done += 1 << 20) /* warm the page cache */
+    /* no writeback during the measurement; then warm the page cache */
+    fdatasync(fd);
+    for (long done = 0; done < FILE_SIZE; done += 1 << 20)
         if (pread(fd, chunk, 1 << 20, done) != 1 << 20) {
             fprintf(stderr, "fileread: cannot read the file back\n");
             free(chunk);

@@ -41,15 +41,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/epoll.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -437,8 +437,8 @@ static int drive(const char *cmd, int nconn, size_t size, double secs, double sc
     long cpu0 = cpu_ticks(pid);
     long rts = pump(&d, start, end);
     long cpu1 = cpu_ticks(pid);
-    double cpu_rt =
-        rts ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) * 1e6 / (double)rts : 0;
+    double cpu_rt = rts ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) * 1e6 / (double)rts
+                        : 0;
     int64_t *lat = d.lat;
     size_t ln = d.ln;
     d.lat = NULL; /* the syscall window's latencies are not kept */
