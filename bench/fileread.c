@@ -24,8 +24,9 @@
  *   BENCH fileread_4k_<mode> <reads/s> reads/s
  *
  * and, on stderr, the process CPU time per read, the spread of the reads
- * over the readers (min / median / max: do all 64 tasks progress?) and
- * (weft) the backend.
+ * over the readers (min / median / max: do all 64 tasks progress?) and,
+ * for weft, the backend, context switches per read, worker parks and
+ * stuck-task reports (weft_stats of the run).
  * Every read must return 4096 bytes, else the program fails. Takes about
  * S + 1 s (the file's creation included).
  */
@@ -234,6 +235,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "fileread: weft_run failed: %d (%s)\n", rc, strerror(-rc));
             return 1;
         }
+        weft_stats st; /* of the run just ended, warm-up included */
+        weft_stats_get(&st);
+        double all = (double)atomic_load(&all_reads);
+        /* (weft_stats.io_submitted / io_completed are not counted by io/ yet) */
+        fprintf(stderr,
+                "fileread weft: %.3f context switches per read; %llu worker parks, %llu stuck "
+                "reports\n",
+                all ? (double)st.context_switches / all : 0, (unsigned long long)st.worker_parks,
+                (unsigned long long)st.tasks_stuck);
     } else {
         nreaders = threads;
         t_start = now_ns() + WARMUP_NS;
