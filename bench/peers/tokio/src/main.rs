@@ -2,6 +2,7 @@
 //!
 //!     weftpeers-tokio -bench NAME [-workers N] [-rt current|multi] [-drivers all|none] [-quick]
 //!     weftpeers-tokio -bench list
+//!     weftpeers-tokio -bench echo_serve [-workers N]
 //!
 //! The same harness as the Go peer (bench/peers/go/main.go): one untimed
 //! warm-up run, then repetitions until at least 1 s (0.2 s with -quick) of
@@ -51,7 +52,16 @@
 //!               The root is spawned too, as in Go. Root sum must be
 //!               499999500000. Unit ms.
 //!
-//! Only tokio is used (rt, rt-multi-thread, sync, net, time), built from
+//! Server (not a measurement: bench/loadgen drives it and measures it from
+//! outside, as it does weft's and Go's echo servers):
+//!   echo_serve  TcpListener on 127.0.0.1:0, prints "PORT <n>", then a task
+//!               per connection (tokio::spawn) doing read + write_all of
+//!               what it read with a 64 KiB buffer (TCP_NODELAY, as weft's
+//!               server and Go's net set it), until killed. multi_thread
+//!               runtime, worker_threads(N) (default 2), enable_all(); the
+//!               accept loop runs in a spawned task, on a worker.
+//!
+//! Only tokio is used (rt, rt-multi-thread, sync, net, time, io-util), built from
 //! Debian's crate sources (see Cargo.toml), with Rust's default allocator
 //! (glibc malloc), as a Tokio program gets unless it picks another one. For
 //! spawn_join that is a large part of the cost: the worker threads' malloc
@@ -59,6 +69,7 @@
 //! again (mprotect, page faults) by the next one;
 //! GLIBC_TUNABLES=glibc.malloc.trim_threshold=4000000000 roughly halves it.
 
+use std::io::Write;
 use std::process::exit;
 use std::time::{Duration, Instant};
 
@@ -226,6 +237,49 @@ async fn skynet_root() -> Duration {
     d
 }
 
+// ---- echo_serve -------------------------------------------------------------
+
+async fn echo_serve() -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ln = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("PORT {}", ln.local_addr()?.port());
+    std::io::stdout().flush()?;
+    loop {
+        let (mut s, _) = ln.accept().await?;
+        let _ = s.set_nodelay(true);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if s.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// -bench echo_serve: serves until killed (exits 1 if the listener fails).
+fn serve_echo(workers: usize) -> ! {
+    let rt = Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("weftpeers-tokio: cannot build the runtime: {}", e);
+            exit(1)
+        });
+    match rt.block_on(rt.spawn(echo_serve())) {
+        Ok(Err(e)) => eprintln!("weftpeers-tokio: echo_serve: {}", e),
+        Err(e) => eprintln!("weftpeers-tokio: echo_serve: {}", e),
+        Ok(Ok(())) => {}
+    }
+    exit(1)
+}
+
 // ---- harness --------------------------------------------------------------------
 
 /// About four significant digits without exponent notation (as the Go peer).
@@ -316,7 +370,14 @@ fn main() {
         for w in WORKLOADS {
             println!("{}", w.name);
         }
+        println!("echo_serve");
         return;
+    }
+    if bench == "echo_serve" {
+        if workers < 1 {
+            usage("-workers must be >= 1");
+        }
+        serve_echo(workers);
     }
     let w: &'static Workload = WORKLOADS
         .iter()
