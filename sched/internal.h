@@ -456,8 +456,10 @@ struct weft__worker {
     weft__task *prev; /* the task that just switched out */
     int prev_action;  /* what to do with it after the switch */
     uint32_t tick;
-    uint32_t fair_countdown; /* pick_local's fairness turns (worker.c) */
-    int64_t spawn_top_seen;  /* the spawn deque's top at the last turn */
+    uint32_t fair_countdown;   /* pick_local's fairness turns (worker.c) */
+    int64_t spawn_top_seen;    /* the spawn deque's top at the last look (-1: none) */
+    int64_t spawn_bottom_seen; /* ... and its bottom */
+    uint32_t spawn_top_since;  /* w->tick when the two were first seen so */
     uint32_t runnext_streak;
     uint64_t rng;
     uintptr_t pinned_head, pinned_tail; /* owner FIFO of tagged entries: pinned tasks */

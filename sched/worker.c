@@ -40,8 +40,9 @@ WEFT__TLS weft__thr weft__tls_thr;
 _Atomic(weft__rt *) weft__g_rt;
 
 #define RUNNEXT_STREAK_MAX 16
-#define FAIR_EVERY 61   /* the inject queue's turn */
-#define SPAWN_TURN 4096 /* a starved spawn's turn (power of two) */
+#define FAIR_EVERY 61         /* the inject queue's turn */
+#define SPAWN_LOOK 64         /* ticks between looks at the unstarted spawns (power of two) */
+#define SPAWN_WAIT_TICKS 256u /* ... and their turn once the deque stood still this long */
 #define TIMER_EVERY 8
 /* A weft_blocking call this old with work waiting behind it loses its
  * worker at the monitor's next look (Go's sysmon: 20 us at least). */
@@ -265,6 +266,37 @@ static inline void timers_tick(weft__worker *w)
         weft__timers_run(w, now);
 }
 
+/* A turn for unstarted spawns that nobody touches (pick_local): the
+ * newest one, if the spawn deque has not changed at either end for
+ * SPAWN_WAIT_TICKS ticks, else 0. Starved spawns are those nobody works
+ * on while resumed tasks (a chatty pair, a stream of I/O completions) keep
+ * the worker busy: 64 file readers' completions kept the run queue full,
+ * and with a turn only every 4,096 ticks some readers had not started
+ * after a second. Fork-join is left alone: its owner pushes and takes back
+ * at the bottom all the time, and the turn starts the newest spawn, which
+ * its parent's close would run next anyway; starting the oldest instead
+ * (a subtree near the root) made skynet on 1 worker 2-5x slower, even
+ * with this both-ends condition. */
+static uintptr_t spawn_turn(weft__worker *w)
+{
+    int64_t top = atomic_load_explicit(&w->spawnq.top, memory_order_relaxed);
+    int64_t bottom = atomic_load_explicit(&w->spawnq.bottom, memory_order_relaxed);
+    if (bottom <= top) {
+        w->spawn_top_seen = -1;
+        return 0;
+    }
+    if (top != w->spawn_top_seen || bottom != w->spawn_bottom_seen) {
+        w->spawn_top_seen = top;
+        w->spawn_bottom_seen = bottom;
+        w->spawn_top_since = w->tick;
+        return 0;
+    }
+    if (w->tick - w->spawn_top_since < SPAWN_WAIT_TICKS)
+        return 0;
+    w->spawn_top_seen = -1; /* the next one waits its own turn */
+    return weft__deque_take(&w->spawnq);
+}
+
 static weft__task *pick_local(weft__worker *w)
 {
     weft__rt *rt = w->rt;
@@ -274,25 +306,20 @@ static weft__task *pick_local(weft__worker *w)
         timers_tick(w);
         weft__io_tick(w);
         /* The inject queue goes first every FAIR_EVERY ticks (a countdown:
-         * no division per pick). Every SPAWN_TURN ticks, if the oldest
-         * unstarted spawn is still the one seen at the previous such turn
-         * (nothing started it meanwhile: a chatty pair or a stream of
-         * resumed tasks holds the spawns off), it goes before resumed
-         * tasks: a new task starts within 2 x SPAWN_TURN ticks per spawn
-         * queued ahead of it (and behind a chatty pair much sooner: the
-         * runnext rotation in take_runnext hands it a turn every
-         * RUNNEXT_STREAK_MAX picks). Not more often: starting old spawns
-         * before resumed tasks breaks fork-join's order (at every 61st
-         * tick, skynet took 10x as long). */
+         * no division per pick). Every SPAWN_LOOK ticks, unstarted spawns
+         * that nobody has touched for SPAWN_WAIT_TICKS get a turn before
+         * resumed tasks (spawn_turn). Bound: with nothing else working on
+         * this worker's spawns, the n-th newest starts within about
+         * n x (SPAWN_WAIT_TICKS + SPAWN_LOOK) ticks; thieves and idle
+         * picks take the oldest first meanwhile. Behind a chatty pair a
+         * spawn gets its turn much sooner: the runnext rotation in
+         * take_runnext hands it one every RUNNEXT_STREAK_MAX picks. */
         unsigned fair = w->fair_countdown;
         w->fair_countdown = fair ? fair - 1 : FAIR_EVERY - 1;
         if (WEFT__UNLIKELY(fair == 0)) {
             e = weft__inject_pop(rt, &w->runq);
-        } else if (WEFT__UNLIKELY((w->tick & (SPAWN_TURN - 1)) == 0)) {
-            int64_t top = atomic_load_explicit(&w->spawnq.top, memory_order_relaxed);
-            if (top == w->spawn_top_seen && weft__deque_len(&w->spawnq) > 0)
-                e = weft__deque_steal(&w->spawnq);
-            w->spawn_top_seen = top;
+        } else if (WEFT__UNLIKELY((w->tick & (SPAWN_LOOK - 1)) == 0)) {
+            e = spawn_turn(w);
         }
         if (!weft__inbox_empty(&w->inbox))
             drain_inbox(w);
