@@ -125,22 +125,41 @@ static bool try_grab(mutex *x)
     return false;
 }
 
+static int lock_slow(weft_mutex *m, weft__worker *w, weft__task *t, bool spent);
+
+/* The uncontended lock, kept small so that it needs no stack frame: the
+ * budget's yield and contention go to lock_slow. */
 static inline __attribute__((always_inline)) int lock_impl(weft_mutex *m)
 {
     mutex *x = priv(m);
     weft__worker *w = weft__self();
     weft__task *t = w ? w->current : NULL;
-    if (t && WEFT__UNLIKELY(--t->budget == 0)) {
-        /* The budget is spent: yield before taking the lock, never
-         * while holding it (weft__coop_spend). */
-        weft__coop_yield(t);
-        w = weft__self();
-    }
-    uint64_t id = me(t);
+    if (t && WEFT__UNLIKELY(--t->budget == 0))
+        return lock_slow(m, w, t, true);
     unsigned zero = 0;
     if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(&x->state, &zero, LOCKED,
                                                              memory_order_acquire,
                                                              memory_order_relaxed))) {
+        took(x, w, t, me(t));
+        return 0;
+    }
+    return lock_slow(m, w, t, false);
+}
+
+static __attribute__((noinline)) int lock_slow(weft_mutex *m, weft__worker *w, weft__task *t,
+                                               bool spent)
+{
+    mutex *x = priv(m);
+    if (spent) {
+        /* The budget is spent: yield before taking the lock, never while
+         * holding it (weft__coop_spend). */
+        weft__coop_yield(t);
+        w = weft__self_fresh();
+    }
+    uint64_t id = me(t);
+    unsigned zero = 0;
+    if (atomic_compare_exchange_strong_explicit(&x->state, &zero, LOCKED, memory_order_acquire,
+                                                memory_order_relaxed)) {
         took(x, w, t, id);
         return 0;
     }
@@ -209,6 +228,8 @@ static inline __attribute__((always_inline)) int lock_impl(weft_mutex *m)
     }
 }
 
+static void unlock_slow(mutex *x);
+
 static inline __attribute__((always_inline)) void unlock_impl(weft_mutex *m)
 {
     mutex *x = priv(m);
@@ -228,8 +249,15 @@ static inline __attribute__((always_inline)) void unlock_impl(weft_mutex *m)
         if (atomic_compare_exchange_weak_explicit(&x->state, &s, s & ~LOCKED, memory_order_release,
                                                   memory_order_relaxed))
             return;
+    unlock_slow(x);
+}
+
+/* Waiters to wake or a hand-off to make: out of line, so that the
+ * uncontended unlock needs no stack frame. */
+static __attribute__((noinline)) void unlock_slow(mutex *x)
+{
     weft__spin_lock(&x->lock);
-    s = atomic_load_explicit(&x->state, memory_order_relaxed);
+    unsigned s = atomic_load_explicit(&x->state, memory_order_relaxed);
     weft__waiter *w = NULL;
     if (s & STARVING) {
         w = weft__waitq_claim_first(&x->q, NULL);
