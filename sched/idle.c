@@ -76,7 +76,11 @@ void weft__idle_unpark(weft__worker *w)
 void weft__steer_init(weft__rt *rt)
 {
     CPU_ZERO(&rt->cpus);
-    rt->steer_on = sched_getaffinity(0, sizeof rt->cpus, &rt->cpus) == 0 &&
+    /* WEFT_STEER=0 turns it off (to measure it, or where a process must
+     * not touch its threads' affinity). */
+    const char *env = getenv("WEFT_STEER");
+    rt->steer_on = !(env && strcmp(env, "0") == 0) &&
+                   sched_getaffinity(0, sizeof rt->cpus, &rt->cpus) == 0 &&
                    CPU_COUNT(&rt->cpus) > 1 && rt->nworkers > 1;
 }
 
