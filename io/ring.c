@@ -50,6 +50,7 @@ typedef struct {
     struct io_uring ring;
     weft__spin lock;
     weft__worker *w;
+    weft__io_ctr *ctr; /* w's counters (internal.h: own and ring words) */
     int efd;
     uint64_t efd_buf;
     bool efd_armed;          /* the READ on efd sits in the ring (under lock) */
@@ -100,6 +101,7 @@ static int ring_init(ring_w *r)
         return -ENOSYS;
     }
     r->efd = weft__io_wake_efd((unsigned)r->w->id);
+    r->ctr = weft__io_ctr_of((unsigned)r->w->id);
     return 0;
 }
 
@@ -112,6 +114,7 @@ static void ring_fini(ring_w *r)
     reg.flags = IORING_ASYNC_CANCEL_ANY;
     reg.timeout.tv_sec = 1;
     io_uring_register_sync_cancel(&r->ring, &reg);
+    WEFT__IO_COUNT(r->ctr->registers, 1); /* no worker runs any more */
     io_uring_queue_exit(&r->ring);
 }
 
@@ -162,6 +165,7 @@ static struct io_uring_sqe *sqe_locked(ring_w *r)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (WEFT__UNLIKELY(!sqe)) {
         io_uring_submit(&r->ring);
+        WEFT__IO_COUNT(r->ctr->enters, 1);
         atomic_store_explicit(&r->unsubmitted, 0, memory_order_relaxed);
         sqe = io_uring_get_sqe(&r->ring);
     }
@@ -174,6 +178,7 @@ static void submit_locked(ring_w *r)
         return;
     atomic_store_explicit(&r->unsubmitted, 0, memory_order_relaxed);
     io_uring_submit(&r->ring);
+    WEFT__IO_COUNT(r->ctr->enters, 1);
 }
 
 /* CQEs waiting, or some kept in the kernel's overflow list. Lock-free: the
@@ -190,8 +195,10 @@ static bool cq_pending(ring_w *r)
  * Returns how many CQEs it took. */
 static unsigned reap_locked(ring_w *r, weft__io_op **done)
 {
-    if (__atomic_load_n(r->ring.sq.kflags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW)
+    if (__atomic_load_n(r->ring.sq.kflags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW) {
         io_uring_get_events(&r->ring); /* flush the overflow list into the CQ */
+        WEFT__IO_COUNT(r->ctr->enters, 1);
+    }
     unsigned head, n = 0, ops = 0;
     struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&r->ring, head, cqe)
@@ -206,6 +213,7 @@ static unsigned reap_locked(ring_w *r, weft__io_op **done)
         if (ud == CANCEL_TAG)
             continue;
         weft__io_op *op = (weft__io_op *)(uintptr_t)ud;
+        WEFT__IO_COUNT(r->ctr->ring_done[op->kind], 1);
         op->res = cqe->res;
         op->next = *done;
         *done = op;
@@ -289,9 +297,12 @@ static void cancel_op(weft__io_op *op)
         if (sqe) {
             io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
             io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+            WEFT__IO_COUNT(r->ctr->cancels, 1);
             atomic_fetch_add_explicit(&r->w->io_active, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&r->unsubmitted, 1, memory_order_relaxed);
             queued = true;
+        } else {
+            WEFT__IO_COUNT(r->ctr->registers, 1); /* the sync cancel below */
         }
         /* The op itself must be in the kernel before its cancel. */
         submit_locked(r);
@@ -330,19 +341,21 @@ static void wait_done(weft__task *t, weft__io_op *op)
     }
 }
 
-int weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, weft__io_op *op, int fd,
+int weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, weft__io_op *op, int kind, int fd,
                     int64_t deadline)
 {
     ring_w *r = ring_of(w);
     weft__task *t = w->current;
     weft__fdent *fe = fd >= 0 ? weft__fdent_get(fd) : NULL;
     op->t = t;
+    op->kind = kind;
     op->res = 0;
     op->ring = r;
     uint64_t tok = weft__wait_begin(t, WAIT_CANCELLABLE);
     /* Published to the reaper by the lock: submit and reap take it. */
     atomic_store_explicit(&op->word, tok, memory_order_relaxed);
     io_uring_sqe_set_data(sqe, op);
+    WEFT__IO_COUNT(r->ctr->sub[op->kind], 1); /* own: w is this thread's */
     atomic_fetch_add_explicit(&w->io_active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->unsubmitted, 1, memory_order_relaxed);
     if (fe)
@@ -373,6 +386,7 @@ void weft__ring_close_fd(int fd)
         /* An op on fd may still sit in the SQ: into the kernel first. */
         weft__spin_lock(&r->lock);
         submit_locked(r);
+        WEFT__IO_COUNT(r->ctr->registers, 1); /* the sync cancel below */
         weft__spin_unlock(&r->lock);
         struct io_uring_sync_cancel_reg reg;
         memset(&reg, 0, sizeof reg);
@@ -432,6 +446,7 @@ bool weft__ring_idle_park(weft__worker *w, int64_t deadline)
             ts.tv_nsec = left % 1000000000;
             arg.ts = (uint64_t)(uintptr_t)&ts;
         }
+        WEFT__IO_COUNT(r->ctr->uring_sleeps, 1);
         int rc = io_uring_enter2(r->ring.ring_fd, 0, 1,
                                  IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, (sigset_t *)&arg,
                                  sizeof arg);
@@ -447,9 +462,11 @@ void weft__ring_idle_unpark(weft__worker *w)
     /* Everything read before the exchange: after it the run may end and
      * free w's ring; the eventfd itself is never closed (io.c). */
     int efd = weft__io_wake_efd((unsigned)w->id);
+    weft__io_ctr *c = weft__io_ctr_of((unsigned)w->id);
     if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) == 0) {
         uint64_t one = 1;
         ssize_t n = write(efd, &one, sizeof one);
         (void)n;
+        WEFT__IO_COUNT_ANY(c->wakes, 1);
     }
 }
