@@ -534,7 +534,8 @@ typedef struct weft_io_stats {
                                              flushes, and the idle sleeps below */
     uint64_t uring_sleeps;                /* of those, an idle worker asleep in its ring */
     uint64_t uring_registers;             /* io_uring_register: synchronous cancels
-                                             (weft_close with ops in flight on the fd) */
+                                             (weft_close with ops in flight on the fd,
+                                             one per ring when a run ends) */
     uint64_t epoll_waits;                 /* epoll_wait / epoll_pwait2: harvests and sleeps */
     uint64_t epoll_sleeps;                /* of those, an idle worker asleep in its set */
     uint64_t direct_syscalls;             /* the call's own syscall made by the worker: on
@@ -543,8 +544,9 @@ typedef struct weft_io_stats {
                                              it parks, weft_poll's first check */
     uint64_t other_syscalls;              /* epoll: epoll_ctl and fcntl registering or
                                              dropping an fd, reads of a wake eventfd */
-    uint64_t wake_writes;                 /* eventfd writes waking an idle worker (from
-                                             any thread) */
+    uint64_t wake_syscalls;               /* waking an idle worker, from any thread: an
+                                             IORING_OP_MSG_RING sent with io_uring_register
+                                             (io_uring, Linux 6.13+), else an eventfd write */
     uint64_t uring_cancels;               /* IORING_OP_ASYNC_CANCEL for an op whose wait
                                              a cancel or deadline ended */
 } weft_io_stats;

@@ -104,6 +104,13 @@ typedef struct {
     _Atomic uint64_t enters, registers, cancels;
     /* any: a line of its own (written by other threads) */
     _Alignas(WEFT__CACHELINE) _Atomic uint64_t wakes;
+    /* Not counters, but they need the block's lifetime (ring.c, the
+     * MSG_RING wake): the fd of this worker's ring while a run has one
+     * (else -1), and how many unparkers are between reading it and their
+     * send; seq_cst on both sides, so the ring is closed only after the
+     * last send that could still reach its fd. */
+    atomic_int wake_ring_fd;
+    atomic_uint wake_senders;
 } weft__io_ctr;
 
 /* The block of worker id (NULL past the last run's workers), and the

@@ -42,6 +42,29 @@ weft__io_ctr weft__io_ctr_foreign;
 
 weft__io_ctr *weft__io_ctr_of(unsigned id) { return id < ctrs_n ? ctrs[id] : NULL; }
 
+/* Zeroes the counters, with atomic stores: a late unparker of the last run
+ * may still count its wake (and be in its MSG_RING section: wake_senders
+ * is left alone, the ring fd is -1 since that run stopped). */
+static void ctr_zero(weft__io_ctr *c)
+{
+#define Z(f) atomic_store_explicit(&c->f, 0, memory_order_relaxed)
+    for (unsigned k = 0; k < WEFT_IO_OP_KINDS; k++) {
+        Z(sub[k]);
+        Z(done[k]);
+        Z(ring_done[k]);
+    }
+    Z(direct);
+    Z(other);
+    Z(epoll_waits);
+    Z(epoll_sleeps);
+    Z(uring_sleeps);
+    Z(enters);
+    Z(registers);
+    Z(cancels);
+    Z(wakes);
+#undef Z
+}
+
 /* Grows the blocks to n and zeroes the first n and the foreign one (fd_mu
  * held; no worker runs). */
 static int ctrs_init(unsigned n)
@@ -57,12 +80,14 @@ static int ctrs_init(unsigned n)
             weft__io_ctr *c = aligned_alloc(WEFT__CACHELINE, sz);
             if (!c)
                 return -ENOMEM;
+            memset(c, 0, sizeof *c);
+            atomic_store_explicit(&c->wake_ring_fd, -1, memory_order_relaxed);
             ctrs[ctrs_n++] = c;
         }
     }
     for (unsigned i = 0; i < n; i++)
-        memset(ctrs[i], 0, sizeof *ctrs[i]);
-    memset(&weft__io_ctr_foreign, 0, sizeof weft__io_ctr_foreign);
+        ctr_zero(ctrs[i]);
+    ctr_zero(&weft__io_ctr_foreign);
     ctrs_run = n;
     return 0;
 }
@@ -273,13 +298,13 @@ static void ctr_sum(weft_io_stats *o)
         o->epoll_sleeps += LD(epoll_sleeps);
         o->direct_syscalls += LD(direct);
         o->other_syscalls += LD(other);
-        o->wake_writes += LD(wakes);
+        o->wake_syscalls += LD(wakes);
         o->uring_cancels += LD(cancels);
 #undef LD
     }
     pthread_mutex_unlock(&fd_mu);
     o->syscalls = o->uring_enters + o->uring_registers + o->epoll_waits + o->direct_syscalls +
-                  o->other_syscalls + o->wake_writes;
+                  o->other_syscalls + o->wake_syscalls;
 }
 
 int weft_io_stats_get(weft_io_stats *out)

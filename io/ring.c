@@ -11,9 +11,14 @@
  * Completion. While anything is queued or in flight (w->io_active), every
  * tick peeks the CQ (two loads, no syscall) and reaps what is there. An
  * idle worker sleeps in io_uring_enter(GETEVENTS) with its next timer
- * deadline as the timeout; a READ on its eventfd is always armed in the
- * ring, so weft__idle_unpark from any thread (a worker, a weft_blocking body,
- * a plain thread, a signal handler's monitor) wakes it with one write().
+ * deadline as the timeout. weft__idle_unpark from any thread (a worker, a
+ * weft_blocking body, a plain thread, a signal handler's monitor) wakes it
+ * with one syscall that needs no ring of the caller's: an
+ * IORING_OP_MSG_RING sent with io_uring_register (Linux 6.13+, probed at
+ * start) posts a CQE straight into the sleeper's ring; without it, a write
+ * to the worker's eventfd, on which a READ is always armed in the ring (it
+ * stays armed under MSG_RING too: the fallback when the kernel cannot post
+ * the CQE). io/README.md, "Waking a sleeping ring", has the measurements.
  * The monitor serves a worker stuck in one task: it submits and reaps that
  * worker's ring, and the tasks it wakes go to the inject queue.
  *
@@ -37,14 +42,25 @@
  */
 #include "io/internal.h"
 
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef IORING_REGISTER_SEND_MSG_RING
+#define IORING_REGISTER_SEND_MSG_RING 31 /* Linux 6.13; liburing 2.3's headers lack it */
+#endif
 
 #define RING_ENTRIES 256
 #define CQ_ENTRIES 16384 /* completions pile up while a worker is busy */
 #define SUBMIT_EVERY 8   /* ticks between batched submits (power of two) */
 #define EFD_TAG 1u       /* user_data of the wake eventfd's READ */
 #define CANCEL_TAG 0u    /* user_data of cancel requests (their CQE is ignored) */
+#define WAKE_TAG 2u      /* user_data of the CQE an unparker's MSG_RING posts */
+
+/* The unparker's fast path: IORING_REGISTER_SEND_MSG_RING (probed at start;
+ * WEFT_TEST_NO_MSG_RING=1 turns it off). Written only while no worker runs. */
+static atomic_bool msg_ring_ok;
 
 typedef struct {
     struct io_uring ring;
@@ -118,6 +134,25 @@ static void ring_fini(ring_w *r)
     io_uring_queue_exit(&r->ring);
 }
 
+static bool getenv_set(const char *name)
+{
+    const char *e = getenv(name);
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+/* Posts a WAKE_TAG CQE into the ring behind ring_fd from any thread, with
+ * no ring of its own (Linux 6.13+). Returns 0 or -errno. */
+static int send_msg_ring(int ring_fd)
+{
+    struct io_uring_sqe sqe;
+    memset(&sqe, 0, sizeof sqe);
+    sqe.opcode = IORING_OP_MSG_RING;
+    sqe.fd = ring_fd;
+    sqe.off = WAKE_TAG; /* the posted CQE's user_data (addr 0: IORING_MSG_DATA) */
+    long rc = syscall(__NR_io_uring_register, -1, IORING_REGISTER_SEND_MSG_RING, &sqe, 1);
+    return rc < 0 ? -errno : 0;
+}
+
 int weft__ring_start(weft__rt *rt)
 {
     int err;
@@ -139,6 +174,13 @@ int weft__ring_start(weft__rt *rt)
         }
         rt->workers[i].io = r;
     }
+    bool ok = !getenv_set("WEFT_TEST_NO_MSG_RING") &&
+              send_msg_ring(ring_of(&rt->workers[0])->ring.ring_fd) == 0;
+    atomic_store_explicit(&msg_ring_ok, ok, memory_order_relaxed);
+    if (ok)
+        for (unsigned i = 0; i < rt->nworkers; i++)
+            atomic_store(&ring_of(&rt->workers[i])->ctr->wake_ring_fd,
+                         ring_of(&rt->workers[i])->ring.ring_fd);
     return 0;
 err_unwind:
     weft__ring_stop(rt);
@@ -151,6 +193,13 @@ void weft__ring_stop(weft__rt *rt)
         ring_w *r = ring_of(&rt->workers[i]);
         if (!r)
             continue;
+        /* No MSG_RING may reach the fd once it is closed (it could be
+         * reused by another ring, even the application's): withdraw it,
+         * then wait out the unparkers that read it before (seq_cst, paired
+         * with unpark's). They are one syscall from done. */
+        atomic_store(&r->ctr->wake_ring_fd, -1);
+        while (atomic_load(&r->ctr->wake_senders) != 0)
+            sched_yield();
         ring_fini(r);
         free(r);
         rt->workers[i].io = NULL;
@@ -209,6 +258,8 @@ static unsigned reap_locked(ring_w *r, weft__io_op **done)
             r->efd_armed = false;
             continue;
         }
+        if (ud == WAKE_TAG)
+            continue; /* an unparker's MSG_RING: the wake itself is all */
         ops++;
         if (ud == CANCEL_TAG)
             continue;
@@ -463,10 +514,25 @@ void weft__ring_idle_unpark(weft__worker *w)
      * free w's ring; the eventfd itself is never closed (io.c). */
     int efd = weft__io_wake_efd((unsigned)w->id);
     weft__io_ctr *c = weft__io_ctr_of((unsigned)w->id);
-    if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) == 0) {
-        uint64_t one = 1;
-        ssize_t n = write(efd, &one, sizeof one);
-        (void)n;
-        WEFT__IO_COUNT_ANY(c->wakes, 1);
+    if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) != 0)
+        return;
+    WEFT__IO_COUNT_ANY(c->wakes, 1);
+    if (atomic_load_explicit(&msg_ring_ok, memory_order_relaxed)) {
+        /* A CQE posted straight into the sleeper's ring: measured faster
+         * than the eventfd for both sides (io/README.md, "Waking a
+         * sleeping ring"). The ring fd is read inside the senders count,
+         * so ring_stop cannot close it under the send (the block outlives
+         * every run: io.c). */
+        atomic_fetch_add(&c->wake_senders, 1);
+        int fd = atomic_load(&c->wake_ring_fd);
+        int rc = fd >= 0 ? send_msg_ring(fd) : -EBADF;
+        atomic_fetch_sub_explicit(&c->wake_senders, 1, memory_order_release);
+        if (rc == 0)
+            return;
+        /* The run ended (a harmless write below), or the kernel could not
+         * post the CQE: the READ armed on the eventfd still catches it. */
     }
+    uint64_t one = 1;
+    ssize_t n = write(efd, &one, sizeof one);
+    (void)n;
 }

@@ -4,15 +4,25 @@
  * between two tasks over a socketpair count exactly 2N recv and 2N send
  * calls, submitted and completed; a call parked in weft_recv shows as one
  * in flight; syscalls move; every run starts from zero and the counts of
- * the last run stay readable after it; the size field's rules.
+ * the last run stay readable after it; a plain thread's wakes reach
+ * sleeping workers and are counted (MSG_RING, and the eventfd in a child
+ * with WEFT_TEST_NO_MSG_RING=1); the size field's rules.
  * LABELS: unit io
  */
 #include "io_test.h"
 #include "weft.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <sys/wait.h>
 
 static int rounds;
+
+static int pthread_join_fn(void *arg)
+{
+    CHECK_OK(pthread_join(*(pthread_t *)arg, NULL));
+    return 0;
+}
 
 static weft_io_stats io_stats(void)
 {
@@ -85,7 +95,7 @@ static int t_round_trips(void *arg)
     CHECK_EQ(s.submitted[WEFT_IO_OP_READ], 0);
     CHECK(s.syscalls > 0);
     CHECK_EQ(s.syscalls, s.uring_enters + s.uring_registers + s.epoll_waits + s.direct_syscalls +
-                             s.other_syscalls + s.wake_writes);
+                             s.other_syscalls + s.wake_syscalls);
     CHECK(s.uring_sleeps <= s.uring_enters && s.epoll_sleeps <= s.epoll_waits);
     if (strcmp(weft_io_backend_name(), "epoll") == 0) {
         /* Every call tries its syscall at least once. */
@@ -98,12 +108,12 @@ static int t_round_trips(void *arg)
     }
     fprintf(stderr,
             "%d round trips on %s: %llu syscalls (%.2f per round trip): %llu io_uring_enter (%llu "
-            "asleep), %llu epoll waits (%llu asleep), %llu direct, %llu other, %llu wake writes\n",
+            "asleep), %llu epoll waits (%llu asleep), %llu direct, %llu other, %llu wakes\n",
             rounds, weft_io_backend_name(), (unsigned long long)s.syscalls,
             (double)s.syscalls / rounds, (unsigned long long)s.uring_enters,
             (unsigned long long)s.uring_sleeps, (unsigned long long)s.epoll_waits,
             (unsigned long long)s.epoll_sleeps, (unsigned long long)s.direct_syscalls,
-            (unsigned long long)s.other_syscalls, (unsigned long long)s.wake_writes);
+            (unsigned long long)s.other_syscalls, (unsigned long long)s.wake_syscalls);
     weft_stats st;
     weft_stats_get(&st);
     CHECK(st.io_submitted >= 2 * n2);
@@ -135,6 +145,59 @@ static int t_round_trips(void *arg)
     CHECK_OK(weft_close(sv[0]));
     CHECK_OK(weft_close(sv[1]));
     return 0;
+}
+
+/* A plain thread wakes a task while the workers sleep in their rings (or
+ * epoll sets): every wake reaches them (MSG_RING, or the eventfd with
+ * WEFT_TEST_NO_MSG_RING=1), and the wakes are counted. */
+#define WAKES 100
+static weft_chan *wake_chan;
+
+static void *plain_sender(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < WAKES; i++) {
+        usleep(1000); /* the workers go idle meanwhile */
+        CHECK_OK(weft_chan_send(wake_chan, &i));
+    }
+    return NULL;
+}
+
+static int wake_receiver(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < WAKES; i++) {
+        int v;
+        CHECK_OK(weft_chan_recv(wake_chan, &v));
+        CHECK_EQ(v, i);
+    }
+    return 0;
+}
+
+static int t_plain_thread_wakes(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_chan_open(&wake_chan, sizeof(int), 0));
+    weft_nursery *n;
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, wake_receiver, NULL));
+    pthread_t th;
+    CHECK_OK(pthread_create(&th, NULL, plain_sender, NULL));
+    CHECK_OK(weft_nursery_close(n));
+    CHECK_OK(weft_blocking(pthread_join_fn, &th));
+    weft_chan_free(wake_chan);
+    /* Some of the 100 sends found every worker asleep. */
+    CHECK(io_stats().wake_syscalls > 0);
+    return 0;
+}
+
+static void t_wakes_eventfd(void)
+{
+    int status;
+    char *err = test_run_in_child(2, t_plain_thread_wakes, "WEFT_TEST_NO_MSG_RING=1", &status);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "eventfd wakes child:\n%s\n", err);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 /* The size rules: -EINVAL below the size field, a short struct gets its
@@ -191,9 +254,11 @@ int main(void)
     if (rounds < 10)
         rounds = 10;
     CASE(t_before);
+    CASE(t_wakes_eventfd); /* first: it forks */
     RUN(t_round_trips);
     RUN(t_round_trips); /* a second run starts from zero again */
-    CASE(t_size);
+    CASE(t_size);       /* reads what the last run counted */
+    RUN(t_plain_thread_wakes);
     printf("io_stats: ok (%s)\n", io_expected_backend());
     return 0;
 }
