@@ -85,13 +85,13 @@ static inline int weft__io_backend(void)
 
 /* ---- counters (weft_io_stats) -------------------------------------------
  * One block per worker index, kept for the life of the process (like the
- * wake eventfds: a late unparker may still count its write), zeroed at
+ * wake eventfds: a late unparker may still count its wake), zeroed at
  * every weft_run's start. Each word has one kind of writer, so no count is
  * lost without an atomic read-modify-write on the hot path:
  *   own    the thread driving the worker (its tasks' calls, its idle park);
  *   ring   whoever holds the worker's ring lock (ring.c: submit, reap,
  *          cancel, the closer's sync cancel);
- *   any    any thread (atomic add; the unparker's eventfd write).
+ *   any    any thread (atomic add; the unparker counting its wake).
  * Threads with no worker (the monitor, a plain thread's weft_close) count
  * in a shared block with atomic adds: rare paths. Readers sum the blocks
  * (relaxed loads: a snapshot). */
