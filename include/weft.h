@@ -491,12 +491,71 @@ typedef struct weft_stats {
      * a worker that could not, and idle workers it woke to take a stuck
      * worker's queued tasks. */
     uint64_t tasks_stuck, monitor_timers_fired, monitor_wakes;
-    uint64_t reserved_[12];
+    /* io_submitted and io_completed count the I/O calls made in tasks and
+     * those that returned (their difference: calls in flight); io_syscalls
+     * the syscalls the I/O layer made for them (weft_io_stats.syscalls).
+     * Added in 0.1 from what was reserved_ (the struct's size is unchanged): */
+    uint64_t io_syscalls;
+    uint64_t reserved_[11];
 } weft_stats;
 
 /* Counters summed over workers (of the running runtime, or of the last one).
  * Cheap; any thread. */
 WEFT_API void weft_stats_get(weft_stats *out);
+
+/* The I/O layer's counters by op: index weft_io_stats.submitted and
+ * .completed with these. Each kind counts the calls named. */
+typedef enum {
+    WEFT_IO_OP_READ = 0,  /* weft_read, weft_readv (and weft_sendfile's reads) */
+    WEFT_IO_OP_WRITE,     /* weft_write, weft_writev (and weft_sendfile's writes) */
+    WEFT_IO_OP_RECV,      /* weft_recv, weft_recvmsg */
+    WEFT_IO_OP_SEND,      /* weft_send, weft_sendmsg */
+    WEFT_IO_OP_ACCEPT,    /* weft_accept */
+    WEFT_IO_OP_CONNECT,   /* weft_connect */
+    WEFT_IO_OP_POLL,      /* weft_poll */
+    WEFT_IO_OP_OTHER,     /* weft_open, weft_fsync */
+    WEFT_IO_OP_KINDS = 16 /* the arrays' size: room for kinds added later */
+} weft_io_op_kind;
+
+/* What the I/O layer did, summed over workers (of the running runtime, or of
+ * the last one). Only calls made in tasks count (outside a task a call is
+ * the plain syscall). A call is submitted once however often it waits or
+ * retries, and completed when its result is back (a call that finishes
+ * without waiting, e.g. a send with room in the socket buffer, counts as
+ * both at once). The syscall counts are what a benchmark divides by its
+ * round trips; which ones move depends on the backend
+ * (weft_io_backend_name). Fields are only ever added at the end. */
+typedef struct weft_io_stats {
+    size_t size;                          /* set by the caller to sizeof(weft_io_stats) */
+    uint64_t submitted[WEFT_IO_OP_KINDS]; /* calls made, by weft_io_op_kind */
+    uint64_t completed[WEFT_IO_OP_KINDS]; /* calls that returned */
+    uint64_t syscalls;                    /* the sum of the syscall counts below */
+    uint64_t uring_enters;                /* io_uring_enter: batched submits, CQ overflow
+                                             flushes, and the idle sleeps below */
+    uint64_t uring_sleeps;                /* of those, an idle worker asleep in its ring */
+    uint64_t uring_registers;             /* io_uring_register: synchronous cancels
+                                             (weft_close with ops in flight on the fd,
+                                             one per ring when a run ends) */
+    uint64_t epoll_waits;                 /* epoll_wait / epoll_pwait2: harvests and sleeps */
+    uint64_t epoll_sleeps;                /* of those, an idle worker asleep in its set */
+    uint64_t direct_syscalls;             /* the call's own syscall made by the worker: on
+                                             epoll every try (and connect's poll and
+                                             getsockopt); on io_uring a send tried before
+                                             it parks, weft_poll's first check */
+    uint64_t other_syscalls;              /* epoll: epoll_ctl and fcntl registering or
+                                             dropping an fd, reads of a wake eventfd */
+    uint64_t wake_syscalls;               /* waking an idle worker, from any thread: an
+                                             IORING_OP_MSG_RING sent with io_uring_register
+                                             (io_uring, Linux 6.13+), else an eventfd write */
+    uint64_t uring_cancels;               /* IORING_OP_ASYNC_CANCEL for an op whose wait
+                                             a cancel or deadline ended */
+} weft_io_stats;
+
+/* Fills out->size bytes of *out: the fields this library knows, zeros past
+ * them (a caller built against a newer weft.h); size itself is left as the
+ * caller set it. Returns 0, or -EINVAL for out NULL or a size smaller than
+ * the size field. Cheap; any thread. */
+WEFT_API int weft_io_stats_get(weft_io_stats *out);
 
 /* Writes the task tree to fd: workers, nurseries, tasks with their names,
  * states, what each waits on and where it was spawned. A snapshot taken

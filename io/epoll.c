@@ -99,13 +99,17 @@ int weft__ep_prepare(int fd, weft__fdent *fe)
         int fl = fcntl(fd, F_GETFL);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.u64 = (uint64_t)fd};
+        WEFT__IO_COUNT_SELF(other, 1); /* F_GETFL */
         if (fl < 0) {
             rc = -errno;
             goto out_unlock;
         }
+        WEFT__IO_COUNT_SELF(other, 1); /* EPOLL_CTL_ADD */
         if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, fd, &ev) == 0 || errno == EEXIST) {
-            if (!(fl & O_NONBLOCK))
+            if (!(fl & O_NONBLOCK)) {
                 fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+                WEFT__IO_COUNT_SELF(other, 1);
+            }
             kind = FD_POLL;
         } else if (errno == EPERM) {
             kind = FD_FILE;
@@ -204,6 +208,7 @@ static unsigned harvest(void)
 {
     struct epoll_event ev[HARVEST_MAX];
     int n = epoll_wait(g_epfd, ev, HARVEST_MAX, 0);
+    WEFT__IO_COUNT_SELF(epoll_waits, 1); /* a worker, or the monitor (foreign) */
     atomic_store_explicit(&last_harvest, weft__now(), memory_order_relaxed);
     unsigned woken = 0;
     for (int i = 0; i < n; i++) {
@@ -229,8 +234,10 @@ static unsigned harvest(void)
 void weft__ep_close_fd(int fd, weft__fdent *fe)
 {
     weft__spin_lock(&fe->lock);
-    if (fe->kind == FD_POLL)
+    if (fe->kind == FD_POLL) {
         epoll_ctl(g_epfd, EPOLL_CTL_DEL, fd, NULL);
+        WEFT__IO_COUNT_SELF(other, 1);
+    }
     atomic_store_explicit(&fe->kind, FD_UNKNOWN, memory_order_release);
     atomic_fetch_add_explicit(&fe->rseq, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&fe->wseq, 1, memory_order_relaxed);
@@ -263,6 +270,7 @@ void weft__ep_sysmon(weft__rt *rt)
 bool weft__ep_idle_park(weft__worker *w, int64_t deadline)
 {
     ep_w *e = w->io;
+    weft__io_ctr *c = weft__io_ctr_of((unsigned)w->id); /* own words */
     while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0) {
         if (atomic_load_explicit(&weft__io_g.waiters, memory_order_relaxed) && harvest())
             break;
@@ -276,6 +284,7 @@ bool weft__ep_idle_park(weft__worker *w, int64_t deadline)
             tsp = &ts;
         }
         struct epoll_event ev[2];
+        WEFT__IO_COUNT(c->epoll_sleeps, 1);
         int n = epoll_pwait2(e->epfd, ev, 2, tsp, NULL);
         bool woke = false;
         for (int i = 0; i < n; i++) {
@@ -283,6 +292,7 @@ bool weft__ep_idle_park(weft__worker *w, int64_t deadline)
                 uint64_t v;
                 ssize_t r = read(e->efd, &v, sizeof v);
                 (void)r;
+                WEFT__IO_COUNT(c->other, 1);
             } else if (harvest()) {
                 woke = true;
             }
@@ -298,9 +308,11 @@ void weft__ep_idle_unpark(weft__worker *w)
 {
     /* As in ring.c: read before the exchange, the eventfd is never closed. */
     int efd = weft__io_wake_efd((unsigned)w->id);
+    weft__io_ctr *c = weft__io_ctr_of((unsigned)w->id);
     if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) == 0) {
         uint64_t one = 1;
         ssize_t n = write(efd, &one, sizeof one);
         (void)n;
+        WEFT__IO_COUNT_ANY(c->wakes, 1);
     }
 }

@@ -43,6 +43,7 @@ enum { IO_NONE = 0, IO_URING, IO_EPOLL };
 typedef struct weft__io_op weft__io_op;
 struct weft__io_op {
     weft__task *t;
+    int kind;              /* weft_io_op_kind (the counters; weft__ring_wait sets it) */
     _Atomic uint64_t word; /* token of the current wait, or WEFT__OP_DONE */
     int32_t res;
     void *ring; /* io_uring: the ring it was submitted to (ring.c) */
@@ -82,6 +83,67 @@ static inline int weft__io_backend(void)
     return atomic_load_explicit(&weft__io_g.backend, memory_order_acquire);
 }
 
+/* ---- counters (weft_io_stats) -------------------------------------------
+ * One block per worker index, kept for the life of the process (like the
+ * wake eventfds: a late unparker may still count its wake), zeroed at
+ * every weft_run's start. Each word has one kind of writer, so no count is
+ * lost without an atomic read-modify-write on the hot path:
+ *   own    the thread driving the worker (its tasks' calls, its idle park);
+ *   ring   whoever holds the worker's ring lock (ring.c: submit, reap,
+ *          cancel, the closer's sync cancel);
+ *   any    any thread (atomic add; the unparker counting its wake).
+ * Threads with no worker (the monitor, a plain thread's weft_close) count
+ * in a shared block with atomic adds: rare paths. Readers sum the blocks
+ * (relaxed loads: a snapshot). */
+typedef struct {
+    /* own */
+    _Atomic uint64_t sub[WEFT_IO_OP_KINDS], done[WEFT_IO_OP_KINDS];
+    _Atomic uint64_t direct, other, epoll_waits, epoll_sleeps, uring_sleeps;
+    /* ring */
+    _Atomic uint64_t ring_done[WEFT_IO_OP_KINDS];
+    _Atomic uint64_t enters, registers, cancels;
+    /* any: a line of its own (written by other threads) */
+    _Alignas(WEFT__CACHELINE) _Atomic uint64_t wakes;
+    /* Not counters, but they need the block's lifetime (ring.c, the
+     * MSG_RING wake): the fd of this worker's ring while a run has one
+     * (else -1), and how many unparkers are between reading it and their
+     * send; seq_cst on both sides, so the ring is closed only after the
+     * last send that could still reach its fd. */
+    atomic_int wake_ring_fd;
+    atomic_uint wake_senders;
+} weft__io_ctr;
+
+/* The block of worker id (NULL past the last run's workers), and the
+ * shared one for threads without a worker. */
+WEFT__HIDDEN weft__io_ctr *weft__io_ctr_of(unsigned id);
+extern WEFT__HIDDEN weft__io_ctr weft__io_ctr_foreign;
+
+/* own / ring words: a plain increment, made atomic only so readers may
+ * load it (one writer at a time, see above). */
+#define WEFT__IO_COUNT(word, n)                                                                    \
+    atomic_store_explicit(&(word), atomic_load_explicit(&(word), memory_order_relaxed) + (n),      \
+                          memory_order_relaxed)
+/* any words, and every word of the foreign block. */
+#define WEFT__IO_COUNT_ANY(word, n) atomic_fetch_add_explicit(&(word), (n), memory_order_relaxed)
+
+/* The calling thread's block: its worker's, or NULL (no worker: count in
+ * weft__io_ctr_foreign with WEFT__IO_COUNT_ANY). */
+static inline weft__io_ctr *weft__io_ctr_self(void)
+{
+    weft__worker *w = weft__self();
+    return w ? weft__io_ctr_of((unsigned)w->id) : NULL;
+}
+
+/* Counts n in the word field of the calling thread's block (own words). */
+#define WEFT__IO_COUNT_SELF(field, n)                                                              \
+    do {                                                                                           \
+        weft__io_ctr *c_ = weft__io_ctr_self();                                                    \
+        if (c_)                                                                                    \
+            WEFT__IO_COUNT(c_->field, n);                                                          \
+        else                                                                                       \
+            WEFT__IO_COUNT_ANY(weft__io_ctr_foreign.field, n);                                     \
+    } while (0)
+
 /* ---- ring.c ------------------------------------------------------------- */
 
 WEFT__HIDDEN int weft__ring_start(weft__rt *rt);
@@ -93,8 +155,8 @@ WEFT__HIDDEN struct io_uring_sqe *weft__ring_sqe(weft__worker *w);
  * deadline / cancel: then cancels it in the kernel and still waits for the
  * CQE). Returns the CQE's result, or -ECANCELED / -ETIMEDOUT when the op
  * was cancelled without a result. */
-WEFT__HIDDEN int weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, weft__io_op *op, int fd,
-                                 int64_t deadline);
+WEFT__HIDDEN int weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, weft__io_op *op,
+                                 int kind, int fd, int64_t deadline);
 WEFT__HIDDEN void weft__ring_close_fd(int fd);
 WEFT__HIDDEN void weft__ring_tick(weft__worker *w, bool force);
 WEFT__HIDDEN bool weft__ring_flush(weft__worker *w);

@@ -34,6 +34,64 @@ static unsigned wake_efds_n;
 
 int weft__io_wake_efd(unsigned id) { return id < wake_efds_n ? wake_efds[id] : -1; }
 
+/* The counter blocks (internal.h), by worker index, grown with the wake
+ * eventfds and kept as long; ctrs_run is the last run's worker count. */
+static weft__io_ctr **ctrs;
+static unsigned ctrs_n, ctrs_run;
+weft__io_ctr weft__io_ctr_foreign;
+
+weft__io_ctr *weft__io_ctr_of(unsigned id) { return id < ctrs_n ? ctrs[id] : NULL; }
+
+/* Zeroes the counters, with atomic stores: a late unparker of the last run
+ * may still count its wake (and be in its MSG_RING section: wake_senders
+ * is left alone, the ring fd is -1 since that run stopped). */
+static void ctr_zero(weft__io_ctr *c)
+{
+#define Z(f) atomic_store_explicit(&c->f, 0, memory_order_relaxed)
+    for (unsigned k = 0; k < WEFT_IO_OP_KINDS; k++) {
+        Z(sub[k]);
+        Z(done[k]);
+        Z(ring_done[k]);
+    }
+    Z(direct);
+    Z(other);
+    Z(epoll_waits);
+    Z(epoll_sleeps);
+    Z(uring_sleeps);
+    Z(enters);
+    Z(registers);
+    Z(cancels);
+    Z(wakes);
+#undef Z
+}
+
+/* Grows the blocks to n and zeroes the first n and the foreign one (fd_mu
+ * held; no worker runs). */
+static int ctrs_init(unsigned n)
+{
+    if (n > ctrs_n) {
+        weft__io_ctr **v = realloc(ctrs, n * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        ctrs = v;
+        while (ctrs_n < n) {
+            size_t sz = (sizeof(weft__io_ctr) + WEFT__CACHELINE - 1) / WEFT__CACHELINE *
+                        WEFT__CACHELINE;
+            weft__io_ctr *c = aligned_alloc(WEFT__CACHELINE, sz);
+            if (!c)
+                return -ENOMEM;
+            memset(c, 0, sizeof *c);
+            atomic_store_explicit(&c->wake_ring_fd, -1, memory_order_relaxed);
+            ctrs[ctrs_n++] = c;
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        ctr_zero(ctrs[i]);
+    ctr_zero(&weft__io_ctr_foreign);
+    ctrs_run = n;
+    return 0;
+}
+
 static int wake_efds_init(unsigned n)
 {
     pthread_mutex_lock(&fd_mu);
@@ -59,6 +117,8 @@ static int wake_efds_init(unsigned n)
         ssize_t r = read(wake_efds[i], &v, sizeof v);
         (void)r;
     }
+    if (rc == 0)
+        rc = ctrs_init(n);
 out_unlock:
     pthread_mutex_unlock(&fd_mu);
     return rc;
@@ -217,4 +277,61 @@ const char *weft_io_backend_name(void)
     default:
         return NULL;
     }
+}
+
+/* ---- counters ----------------------------------------------------------- */
+
+static void ctr_sum(weft_io_stats *o)
+{
+    pthread_mutex_lock(&fd_mu);
+    for (unsigned i = 0; i <= ctrs_run; i++) {
+        weft__io_ctr *c = i < ctrs_run ? ctrs[i] : &weft__io_ctr_foreign;
+#define LD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
+        for (unsigned k = 0; k < WEFT_IO_OP_KINDS; k++) {
+            o->submitted[k] += LD(sub[k]);
+            o->completed[k] += LD(done[k]) + LD(ring_done[k]);
+        }
+        o->uring_enters += LD(enters) + LD(uring_sleeps);
+        o->uring_sleeps += LD(uring_sleeps);
+        o->uring_registers += LD(registers);
+        o->epoll_waits += LD(epoll_waits) + LD(epoll_sleeps);
+        o->epoll_sleeps += LD(epoll_sleeps);
+        o->direct_syscalls += LD(direct);
+        o->other_syscalls += LD(other);
+        o->wake_syscalls += LD(wakes);
+        o->uring_cancels += LD(cancels);
+#undef LD
+    }
+    pthread_mutex_unlock(&fd_mu);
+    o->syscalls = o->uring_enters + o->uring_registers + o->epoll_waits + o->direct_syscalls +
+                  o->other_syscalls + o->wake_syscalls;
+}
+
+int weft_io_stats_get(weft_io_stats *out)
+{
+    if (!out || out->size < sizeof out->size)
+        return -EINVAL;
+    size_t size = out->size;
+    weft_io_stats s;
+    memset(&s, 0, sizeof s);
+    ctr_sum(&s);
+    s.size = size;
+    size_t n = size < sizeof s ? size : sizeof s;
+    memcpy(out, &s, n);
+    if (size > n)
+        memset((char *)out + n, 0, size - n);
+    return 0;
+}
+
+void weft__io_stats_fill(weft_stats *out)
+{
+    weft_io_stats s;
+    memset(&s, 0, sizeof s);
+    ctr_sum(&s);
+    out->io_submitted = out->io_completed = 0;
+    for (unsigned k = 0; k < WEFT_IO_OP_KINDS; k++) {
+        out->io_submitted += s.submitted[k];
+        out->io_completed += s.completed[k];
+    }
+    out->io_syscalls = s.syscalls;
 }

@@ -48,6 +48,37 @@ typedef struct {
 
 static ssize_t neg(ssize_t r) { return r < 0 ? -errno : r; }
 
+/* The counters' kind of each op (weft_io_op_kind). */
+static const uint8_t op_kind[] = {
+    [OP_READ] = WEFT_IO_OP_READ,    [OP_WRITE] = WEFT_IO_OP_WRITE,  [OP_READV] = WEFT_IO_OP_READ,
+    [OP_WRITEV] = WEFT_IO_OP_WRITE, [OP_RECV] = WEFT_IO_OP_RECV,    [OP_SEND] = WEFT_IO_OP_SEND,
+    [OP_RECVMSG] = WEFT_IO_OP_RECV, [OP_SENDMSG] = WEFT_IO_OP_SEND, [OP_ACCEPT] = WEFT_IO_OP_ACCEPT,
+    [OP_OPEN] = WEFT_IO_OP_OTHER,   [OP_FSYNC] = WEFT_IO_OP_OTHER};
+
+/* The names tasks wait in (weft_dump shows "in weft_recv on fd 7"): by op,
+ * then weft_connect and weft_poll. The wait object is the fd. */
+static const char *const wait_names[] = {"weft_read",    "weft_write",   "weft_readv",
+                                         "weft_writev",  "weft_recv",    "weft_send",
+                                         "weft_recvmsg", "weft_sendmsg", "weft_accept",
+                                         "weft_open",    "weft_fsync",   "weft_connect",
+                                         "weft_poll"};
+#define WAIT_CONNECT wait_names[OP_FSYNC + 1]
+#define WAIT_POLL wait_names[OP_FSYNC + 2]
+
+bool weft__io_is_fd_wait(const char *what)
+{
+    for (size_t i = 0; i < sizeof wait_names / sizeof wait_names[0]; i++)
+        if (what == wait_names[i])
+            return true;
+    return false;
+}
+
+static int ep_connect(int fd, const struct sockaddr *addr, socklen_t len);
+static int ep_poll(int fd, short events, int64_t deadline);
+
+/* The calling worker thread's counters (own words). */
+static weft__io_ctr *ctr(weft__worker *w) { return weft__io_ctr_of((unsigned)w->id); }
+
 /* The syscall itself, as the plain call does it (blocking, or not, as the
  * fd is). An offset on a non-seekable fd is ignored, as io_uring does. */
 static ssize_t sys_once(sysargs *a)
@@ -142,6 +173,7 @@ static ssize_t ep_run(weft__worker *w, sysargs *a, uint32_t dir)
         uint64_t seq = (uint64_t)atomic_load_explicit(&fe->rseq, memory_order_relaxed) << 32 |
                        atomic_load_explicit(&fe->wseq, memory_order_relaxed);
         ssize_t r = sys_once(a);
+        WEFT__IO_COUNT(ctr(w)->direct, 1);
         if (r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR)
             return r;
         if (weft__task_cancelled(w->current))
@@ -152,10 +184,6 @@ static ssize_t ep_run(weft__worker *w, sysargs *a, uint32_t dir)
         w = weft__self(); /* may have migrated */
     }
 }
-
-static const char *op_name[] = {"io read",   "io write", "io readv",   "io writev",
-                                "io recv",   "io send",  "io recvmsg", "io sendmsg",
-                                "io accept", "io open",  "io fsync"};
 
 /* The io_uring path of one op: prep the SQE, park. */
 static ssize_t ring_run(weft__worker *w, sysargs *a)
@@ -199,9 +227,10 @@ static ssize_t ring_run(weft__worker *w, sysargs *a)
         io_uring_prep_fsync(sqe, a->fd, 0);
         break;
     }
-    weft__wait_note(op_name[a->op], (const void *)(intptr_t)a->fd);
+    weft__wait_note(wait_names[a->op], (const void *)(intptr_t)a->fd);
     weft__io_op op;
-    return weft__ring_wait(w, sqe, &op, a->op == OP_OPEN ? -1 : a->fd, WEFT_FOREVER);
+    return weft__ring_wait(w, sqe, &op, op_kind[a->op], a->op == OP_OPEN ? -1 : a->fd,
+                           WEFT_FOREVER);
 }
 
 static ssize_t run(sysargs *a, uint32_t dir)
@@ -223,15 +252,26 @@ static ssize_t run(sysargs *a, uint32_t dir)
             a->flags |= MSG_DONTWAIT;
             ssize_t r = sys_once(a);
             a->flags = flags;
-            if (r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR && r != -ENOTSOCK)
+            weft__io_ctr *c = ctr(w);
+            WEFT__IO_COUNT(c->direct, 1);
+            if (r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR && r != -ENOTSOCK) {
+                WEFT__IO_COUNT(c->sub[op_kind[a->op]], 1);
+                WEFT__IO_COUNT(c->done[op_kind[a->op]], 1);
                 return r;
+            }
         }
-        return ring_run(w, a);
+        return ring_run(w, a); /* counted by weft__ring_wait and the reaper */
     }
-    if (a->op == OP_OPEN || a->op == OP_FSYNC)
-        return run_blocking(a);
-    weft__wait_note(op_name[a->op], (const void *)(intptr_t)a->fd);
-    return ep_run(w, a, dir);
+    WEFT__IO_COUNT(ctr(w)->sub[op_kind[a->op]], 1);
+    ssize_t r;
+    if (a->op == OP_OPEN || a->op == OP_FSYNC) {
+        r = run_blocking(a);
+    } else {
+        weft__wait_note(wait_names[a->op], (const void *)(intptr_t)a->fd);
+        r = ep_run(w, a, dir);
+    }
+    WEFT__IO_COUNT_SELF(done[op_kind[a->op]], 1); /* on the worker it returns on */
+    return r;
 }
 
 static bool bad_buf(const void *buf, size_t n) { return !buf && n; }
@@ -337,15 +377,24 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len)
     }
     if (weft__task_cancelled(w->current))
         return -ECANCELED;
-    weft__wait_note("io connect", (const void *)(intptr_t)fd);
+    weft__wait_note(WAIT_CONNECT, (const void *)(intptr_t)fd);
     if (weft__io_backend() == IO_URING) {
         struct io_uring_sqe *sqe = weft__ring_sqe(w);
         if (!sqe)
             return -EAGAIN;
         io_uring_prep_connect(sqe, fd, addr, len);
         weft__io_op op;
-        return weft__ring_wait(w, sqe, &op, fd, WEFT_FOREVER);
+        return weft__ring_wait(w, sqe, &op, WEFT_IO_OP_CONNECT, fd, WEFT_FOREVER);
     }
+    WEFT__IO_COUNT(ctr(w)->sub[WEFT_IO_OP_CONNECT], 1);
+    int r = ep_connect(fd, addr, len);
+    WEFT__IO_COUNT_SELF(done[WEFT_IO_OP_CONNECT], 1);
+    return r;
+}
+
+/* weft_connect on the epoll backend. */
+static int ep_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
     weft__fdent *fe = weft__fdent_get(fd);
     if (!fe)
         return -EBADF;
@@ -355,13 +404,17 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len)
     uint64_t seq = (uint64_t)atomic_load_explicit(&fe->rseq, memory_order_relaxed) << 32 |
                    atomic_load_explicit(&fe->wseq, memory_order_relaxed);
     int r = (int)neg(connect(fd, addr, len));
+    WEFT__IO_COUNT_SELF(direct, 1);
     if (r != -EINPROGRESS && r != -EINTR)
         return r;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, 0) > 0) {
+        int pr = poll(&p, 1, 0);
+        WEFT__IO_COUNT_SELF(direct, 1);
+        if (pr > 0) {
             int err = 0;
             socklen_t el = sizeof err;
+            WEFT__IO_COUNT_SELF(direct, 1);
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
                 return -errno;
             return -err;
@@ -397,20 +450,33 @@ int weft_poll(int fd, short events, int64_t deadline)
     }
     if (weft__task_cancelled(w->current))
         return -ECANCELED;
-    weft__wait_note("io poll", (const void *)(intptr_t)fd);
+    weft__wait_note(WAIT_POLL, (const void *)(intptr_t)fd);
+    weft__io_ctr *c = ctr(w);
     if (weft__io_backend() == IO_URING) {
         struct pollfd p = {.fd = fd, .events = events};
-        if (poll(&p, 1, 0) > 0)
-            return p.revents;
-        if (deadline <= weft__now())
-            return -ETIMEDOUT;
+        int pr = poll(&p, 1, 0);
+        WEFT__IO_COUNT(c->direct, 1);
+        if (pr > 0 || deadline <= weft__now()) {
+            WEFT__IO_COUNT(c->sub[WEFT_IO_OP_POLL], 1);
+            WEFT__IO_COUNT(c->done[WEFT_IO_OP_POLL], 1);
+            return pr > 0 ? p.revents : -ETIMEDOUT;
+        }
         struct io_uring_sqe *sqe = weft__ring_sqe(w);
         if (!sqe)
             return -EAGAIN;
         io_uring_prep_poll_add(sqe, fd, (unsigned)(unsigned short)events);
         weft__io_op op;
-        return weft__ring_wait(w, sqe, &op, fd, deadline);
+        return weft__ring_wait(w, sqe, &op, WEFT_IO_OP_POLL, fd, deadline);
     }
+    WEFT__IO_COUNT(c->sub[WEFT_IO_OP_POLL], 1);
+    int r = ep_poll(fd, events, deadline);
+    WEFT__IO_COUNT_SELF(done[WEFT_IO_OP_POLL], 1);
+    return r;
+}
+
+/* weft_poll on the epoll backend. */
+static int ep_poll(int fd, short events, int64_t deadline)
+{
     weft__fdent *fe = weft__fdent_get(fd);
     if (!fe)
         return -EBADF;
@@ -428,7 +494,9 @@ int weft_poll(int fd, short events, int64_t deadline)
         uint64_t seq = (uint64_t)atomic_load_explicit(&fe->rseq, memory_order_relaxed) << 32 |
                        atomic_load_explicit(&fe->wseq, memory_order_relaxed);
         struct pollfd p = {.fd = fd, .events = events};
-        if (poll(&p, 1, 0) > 0)
+        int pr = poll(&p, 1, 0);
+        WEFT__IO_COUNT_SELF(direct, 1);
+        if (pr > 0)
             return p.revents;
         if (kind == FD_FILE || deadline <= weft__now())
             return -ETIMEDOUT;

@@ -11,9 +11,14 @@
  * Completion. While anything is queued or in flight (w->io_active), every
  * tick peeks the CQ (two loads, no syscall) and reaps what is there. An
  * idle worker sleeps in io_uring_enter(GETEVENTS) with its next timer
- * deadline as the timeout; a READ on its eventfd is always armed in the
- * ring, so weft__idle_unpark from any thread (a worker, a weft_blocking body,
- * a plain thread, a signal handler's monitor) wakes it with one write().
+ * deadline as the timeout. weft__idle_unpark from any thread (a worker, a
+ * weft_blocking body, a plain thread, a signal handler's monitor) wakes it
+ * with one syscall that needs no ring of the caller's: an
+ * IORING_OP_MSG_RING sent with io_uring_register (Linux 6.13+, probed at
+ * start) posts a CQE straight into the sleeper's ring; without it, a write
+ * to the worker's eventfd, on which a READ is always armed in the ring (it
+ * stays armed under MSG_RING too: the fallback when the kernel cannot post
+ * the CQE). io/README.md, "Waking a sleeping ring", has the measurements.
  * The monitor serves a worker stuck in one task: it submits and reaps that
  * worker's ring, and the tasks it wakes go to the inject queue.
  *
@@ -37,19 +42,31 @@
  */
 #include "io/internal.h"
 
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef IORING_REGISTER_SEND_MSG_RING
+#define IORING_REGISTER_SEND_MSG_RING 31 /* Linux 6.13; liburing 2.3's headers lack it */
+#endif
 
 #define RING_ENTRIES 256
 #define CQ_ENTRIES 16384 /* completions pile up while a worker is busy */
 #define SUBMIT_EVERY 8   /* ticks between batched submits (power of two) */
 #define EFD_TAG 1u       /* user_data of the wake eventfd's READ */
 #define CANCEL_TAG 0u    /* user_data of cancel requests (their CQE is ignored) */
+#define WAKE_TAG 2u      /* user_data of the CQE an unparker's MSG_RING posts */
+
+/* The unparker's fast path: IORING_REGISTER_SEND_MSG_RING (probed at start;
+ * WEFT_TEST_NO_MSG_RING=1 turns it off). Written only while no worker runs. */
+static atomic_bool msg_ring_ok;
 
 typedef struct {
     struct io_uring ring;
     weft__spin lock;
     weft__worker *w;
+    weft__io_ctr *ctr; /* w's counters (internal.h: own and ring words) */
     int efd;
     uint64_t efd_buf;
     bool efd_armed;          /* the READ on efd sits in the ring (under lock) */
@@ -100,6 +117,7 @@ static int ring_init(ring_w *r)
         return -ENOSYS;
     }
     r->efd = weft__io_wake_efd((unsigned)r->w->id);
+    r->ctr = weft__io_ctr_of((unsigned)r->w->id);
     return 0;
 }
 
@@ -112,7 +130,27 @@ static void ring_fini(ring_w *r)
     reg.flags = IORING_ASYNC_CANCEL_ANY;
     reg.timeout.tv_sec = 1;
     io_uring_register_sync_cancel(&r->ring, &reg);
+    WEFT__IO_COUNT(r->ctr->registers, 1); /* no worker runs any more */
     io_uring_queue_exit(&r->ring);
+}
+
+static bool getenv_set(const char *name)
+{
+    const char *e = getenv(name);
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+/* Posts a WAKE_TAG CQE into the ring behind ring_fd from any thread, with
+ * no ring of its own (Linux 6.13+). Returns 0 or -errno. */
+static int send_msg_ring(int ring_fd)
+{
+    struct io_uring_sqe sqe;
+    memset(&sqe, 0, sizeof sqe);
+    sqe.opcode = IORING_OP_MSG_RING;
+    sqe.fd = ring_fd;
+    sqe.off = WAKE_TAG; /* the posted CQE's user_data (addr 0: IORING_MSG_DATA) */
+    long rc = syscall(__NR_io_uring_register, -1, IORING_REGISTER_SEND_MSG_RING, &sqe, 1);
+    return rc < 0 ? -errno : 0;
 }
 
 int weft__ring_start(weft__rt *rt)
@@ -136,6 +174,13 @@ int weft__ring_start(weft__rt *rt)
         }
         rt->workers[i].io = r;
     }
+    bool ok = !getenv_set("WEFT_TEST_NO_MSG_RING") &&
+              send_msg_ring(ring_of(&rt->workers[0])->ring.ring_fd) == 0;
+    atomic_store_explicit(&msg_ring_ok, ok, memory_order_relaxed);
+    if (ok)
+        for (unsigned i = 0; i < rt->nworkers; i++)
+            atomic_store(&ring_of(&rt->workers[i])->ctr->wake_ring_fd,
+                         ring_of(&rt->workers[i])->ring.ring_fd);
     return 0;
 err_unwind:
     weft__ring_stop(rt);
@@ -148,6 +193,13 @@ void weft__ring_stop(weft__rt *rt)
         ring_w *r = ring_of(&rt->workers[i]);
         if (!r)
             continue;
+        /* No MSG_RING may reach the fd once it is closed (it could be
+         * reused by another ring, even the application's): withdraw it,
+         * then wait out the unparkers that read it before (seq_cst, paired
+         * with unpark's). They are one syscall from done. */
+        atomic_store(&r->ctr->wake_ring_fd, -1);
+        while (atomic_load(&r->ctr->wake_senders) != 0)
+            sched_yield();
         ring_fini(r);
         free(r);
         rt->workers[i].io = NULL;
@@ -162,6 +214,7 @@ static struct io_uring_sqe *sqe_locked(ring_w *r)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (WEFT__UNLIKELY(!sqe)) {
         io_uring_submit(&r->ring);
+        WEFT__IO_COUNT(r->ctr->enters, 1);
         atomic_store_explicit(&r->unsubmitted, 0, memory_order_relaxed);
         sqe = io_uring_get_sqe(&r->ring);
     }
@@ -174,6 +227,7 @@ static void submit_locked(ring_w *r)
         return;
     atomic_store_explicit(&r->unsubmitted, 0, memory_order_relaxed);
     io_uring_submit(&r->ring);
+    WEFT__IO_COUNT(r->ctr->enters, 1);
 }
 
 /* CQEs waiting, or some kept in the kernel's overflow list. Lock-free: the
@@ -190,8 +244,10 @@ static bool cq_pending(ring_w *r)
  * Returns how many CQEs it took. */
 static unsigned reap_locked(ring_w *r, weft__io_op **done)
 {
-    if (__atomic_load_n(r->ring.sq.kflags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW)
+    if (__atomic_load_n(r->ring.sq.kflags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW) {
         io_uring_get_events(&r->ring); /* flush the overflow list into the CQ */
+        WEFT__IO_COUNT(r->ctr->enters, 1);
+    }
     unsigned head, n = 0, ops = 0;
     struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&r->ring, head, cqe)
@@ -202,10 +258,13 @@ static unsigned reap_locked(ring_w *r, weft__io_op **done)
             r->efd_armed = false;
             continue;
         }
+        if (ud == WAKE_TAG)
+            continue; /* an unparker's MSG_RING: the wake itself is all */
         ops++;
         if (ud == CANCEL_TAG)
             continue;
         weft__io_op *op = (weft__io_op *)(uintptr_t)ud;
+        WEFT__IO_COUNT(r->ctr->ring_done[op->kind], 1);
         op->res = cqe->res;
         op->next = *done;
         *done = op;
@@ -289,9 +348,12 @@ static void cancel_op(weft__io_op *op)
         if (sqe) {
             io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
             io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+            WEFT__IO_COUNT(r->ctr->cancels, 1);
             atomic_fetch_add_explicit(&r->w->io_active, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&r->unsubmitted, 1, memory_order_relaxed);
             queued = true;
+        } else {
+            WEFT__IO_COUNT(r->ctr->registers, 1); /* the sync cancel below */
         }
         /* The op itself must be in the kernel before its cancel. */
         submit_locked(r);
@@ -330,19 +392,21 @@ static void wait_done(weft__task *t, weft__io_op *op)
     }
 }
 
-int weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, weft__io_op *op, int fd,
+int weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, weft__io_op *op, int kind, int fd,
                     int64_t deadline)
 {
     ring_w *r = ring_of(w);
     weft__task *t = w->current;
     weft__fdent *fe = fd >= 0 ? weft__fdent_get(fd) : NULL;
     op->t = t;
+    op->kind = kind;
     op->res = 0;
     op->ring = r;
     uint64_t tok = weft__wait_begin(t, WAIT_CANCELLABLE);
     /* Published to the reaper by the lock: submit and reap take it. */
     atomic_store_explicit(&op->word, tok, memory_order_relaxed);
     io_uring_sqe_set_data(sqe, op);
+    WEFT__IO_COUNT(r->ctr->sub[op->kind], 1); /* own: w is this thread's */
     atomic_fetch_add_explicit(&w->io_active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->unsubmitted, 1, memory_order_relaxed);
     if (fe)
@@ -373,6 +437,7 @@ void weft__ring_close_fd(int fd)
         /* An op on fd may still sit in the SQ: into the kernel first. */
         weft__spin_lock(&r->lock);
         submit_locked(r);
+        WEFT__IO_COUNT(r->ctr->registers, 1); /* the sync cancel below */
         weft__spin_unlock(&r->lock);
         struct io_uring_sync_cancel_reg reg;
         memset(&reg, 0, sizeof reg);
@@ -432,6 +497,7 @@ bool weft__ring_idle_park(weft__worker *w, int64_t deadline)
             ts.tv_nsec = left % 1000000000;
             arg.ts = (uint64_t)(uintptr_t)&ts;
         }
+        WEFT__IO_COUNT(r->ctr->uring_sleeps, 1);
         int rc = io_uring_enter2(r->ring.ring_fd, 0, 1,
                                  IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, (sigset_t *)&arg,
                                  sizeof arg);
@@ -447,9 +513,26 @@ void weft__ring_idle_unpark(weft__worker *w)
     /* Everything read before the exchange: after it the run may end and
      * free w's ring; the eventfd itself is never closed (io.c). */
     int efd = weft__io_wake_efd((unsigned)w->id);
-    if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) == 0) {
-        uint64_t one = 1;
-        ssize_t n = write(efd, &one, sizeof one);
-        (void)n;
+    weft__io_ctr *c = weft__io_ctr_of((unsigned)w->id);
+    if (atomic_exchange_explicit(&w->park_word, 1, memory_order_release) != 0)
+        return;
+    WEFT__IO_COUNT_ANY(c->wakes, 1);
+    if (atomic_load_explicit(&msg_ring_ok, memory_order_relaxed)) {
+        /* A CQE posted straight into the sleeper's ring: measured faster
+         * than the eventfd for both sides (io/README.md, "Waking a
+         * sleeping ring"). The ring fd is read inside the senders count,
+         * so ring_stop cannot close it under the send (the block outlives
+         * every run: io.c). */
+        atomic_fetch_add(&c->wake_senders, 1);
+        int fd = atomic_load(&c->wake_ring_fd);
+        int rc = fd >= 0 ? send_msg_ring(fd) : -EBADF;
+        atomic_fetch_sub_explicit(&c->wake_senders, 1, memory_order_release);
+        if (rc == 0)
+            return;
+        /* The run ended (a harmless write below), or the kernel could not
+         * post the CQE: the READ armed on the eventfd still catches it. */
     }
+    uint64_t one = 1;
+    ssize_t n = write(efd, &one, sizeof one);
+    (void)n;
 }

@@ -860,6 +860,11 @@ WEFT__HIDDEN void weft__io_idle_unpark(weft__worker *w);
 WEFT__HIDDEN void weft__io_sysmon(weft__rt *rt, weft__worker *stuck);
 /* Any task parked in I/O (not a deadlock: input may arrive). */
 WEFT__HIDDEN bool weft__io_busy(weft__rt *rt);
+/* weft_stats_get: fills the io_* fields of out. */
+WEFT__HIDDEN void weft__io_stats_fill(weft_stats *out);
+/* weft_dump: what is a weft_* I/O call's wait name (its wait object is
+ * then the fd, as an intptr_t). */
+WEFT__HIDDEN bool weft__io_is_fd_wait(const char *what);
 
 /* ---- wait.c: park/wake and per-task cancel state ------------------------ */
 

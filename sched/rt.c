@@ -162,6 +162,7 @@ void weft_stats_get(weft_stats *out)
     out->tasks_stuck = c.tasks_stuck;
     out->monitor_timers_fired = c.mon_timers_fired;
     out->monitor_wakes = c.mon_wakes;
+    weft__io_stats_fill(out);
 }
 
 uint64_t weft_seed(void) { return atomic_load_explicit(&last_seed, memory_order_relaxed); }

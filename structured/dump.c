@@ -214,6 +214,13 @@ static void dump_wait(dctx *c, weft__task *t)
     } else if (strcmp(what, "weft_blocking") == 0) {
         out(b, " running");
         out_function(b, obj);
+    } else if (weft__io_is_fd_wait(what)) {
+        /* "in weft_recv on fd 7 (io_uring)": the fd is the wait object. */
+        int fd = (int)(intptr_t)obj;
+        const char *backend = weft_io_backend_name();
+        if (fd >= 0)
+            out(b, " on fd %d", fd);
+        out(b, " (%s)", backend ? backend : "no I/O backend");
     } else if (obj) {
         out(b, " %p", obj);
     }
