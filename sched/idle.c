@@ -57,22 +57,28 @@ void weft__idle_unpark(weft__worker *w)
 }
 
 /*
- * Steering: a woken worker is kept off its waker's CPU.
+ * Steering: a worker woken from a long park is kept off its waker's CPU.
  *
- * The kernel queues a woken thread on the CPU it last ran on when it finds
- * no idle CPU sharing a cache with it there. On a VM that reports no cache
+ * The kernel may queue a woken thread on its waker's CPU, or on the CPU it
+ * last ran on, although another CPU is idle: on a VM that reports no cache
  * topology (this one: 2 vCPUs, no /sys/.../cache) every CPU is its own
- * cache domain, so a worker that last parked on the CPU its waker is busy
- * on waits behind the waker for the rest of the waker's time slice (3-6 ms
- * measured here, against ~80 us when the two CPUs differ). A fan-out then
- * gets its second worker milliseconds late. So when the claimer of a parked
- * worker runs on the CPU that worker parked on, it narrows the worker's
- * affinity to the runtime's CPUs minus its own before the wake; the worker
- * puts its affinity back first thing after it wakes. Costs a sched_getcpu
- * per park and per claim (vDSO), and two syscalls only when the CPUs match.
- * A claim that races with the worker's own timeout can leave it narrowed
- * while it runs: it is restored at its next wake at the latest.
+ * cache domain and the wake placement does not look for the idle one, and
+ * some wake paths (io_uring's MSG_RING) pull the wakee to the waker's CPU.
+ * The woken worker then waits behind its waker for the rest of the waker's
+ * time slice: a fan-out after an idle period got its second worker 1.5-3.4
+ * ms late (p50), against ~80-120 us for a plain thread woken onto an idle
+ * CPU. So the claimer of a worker that has been parked for STEER_PARK_NS
+ * or more narrows that worker's affinity to the runtime's CPUs minus its
+ * own before the wake, and the worker puts its affinity back first thing
+ * after it wakes. Only after long parks: a busy server's workers park and
+ * wake thousands of times a second, and the two syscalls per wake cost its
+ * echo throughput ~12%; a short park also leaves the CPUs warm. Costs a
+ * clock read per park and per claim otherwise. A claim that races with the
+ * worker's own timeout can leave it narrowed while it runs: it is restored
+ * at its next wake at the latest.
  */
+#define STEER_PARK_NS (1000 * 1000)
+
 void weft__steer_init(weft__rt *rt)
 {
     CPU_ZERO(&rt->cpus);
@@ -87,18 +93,17 @@ void weft__steer_init(weft__rt *rt)
 void weft__steer_note_park(weft__worker *w)
 {
     if (w->rt->steer_on)
-        atomic_store_explicit(&w->park_cpu, sched_getcpu(), memory_order_relaxed);
+        atomic_store_explicit(&w->park_since, weft__now(), memory_order_relaxed);
 }
 
 void weft__steer_away(weft__rt *rt, weft__worker *v)
 {
-    if (!rt->steer_on)
+    if (!rt->steer_on ||
+        weft__now() - atomic_load_explicit(&v->park_since, memory_order_relaxed) < STEER_PARK_NS)
         return;
     int me = sched_getcpu();
-    if (me < 0 || me != atomic_load_explicit(&v->park_cpu, memory_order_relaxed))
-        return;
     pid_t tid = atomic_load_explicit(&v->tid, memory_order_relaxed);
-    if (tid <= 0 || !CPU_ISSET(me, &rt->cpus))
+    if (me < 0 || tid <= 0 || !CPU_ISSET(me, &rt->cpus))
         return;
     cpu_set_t set = rt->cpus;
     CPU_CLR(me, &set);

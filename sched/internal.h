@@ -492,10 +492,10 @@ struct weft__worker {
      * IDLE_WOKEN_PLAIN (an inbox hand-off), so the worker learns which wake
      * it got from the same word that told the waker it was parked. */
     atomic_uint idle;
-    /* Steering (idle.c): the OS thread driving this worker, the CPU it was
-     * on when it last parked, and whether a waker narrowed its affinity. */
+    /* Steering (idle.c): the OS thread driving this worker, when it last
+     * parked, and whether a waker narrowed its affinity. */
     atomic_int tid;
-    atomic_int park_cpu;
+    _Atomic int64_t park_since;
     atomic_bool steered;
     atomic_bool running_task;  /* a task is on this worker now */
     _Atomic uint64_t bcall;    /* WEFT__BC_* | seq << 2 (blocking.c) */
