@@ -13,7 +13,6 @@
 // (entersyscall/exitsyscall and the handoff of its P).
 #include "common.h"
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fcntl.h>
@@ -46,40 +45,46 @@ void ensure_file()
         bench_check(pread(g_fd, buf, sizeof buf, (off_t)off) == (ssize_t)sizeof buf, "pread");
 }
 
-// The 1 us job is a calibrated loop, not a clock poll: reading the clock
-// costs a good part of a microsecond on some VMs.
-long g_iters_per_us;
+// The 1 us job spins on the time-stamp counter until 1 us of wall time has
+// passed: a job that takes 1 us in every process, whatever the VM's speed
+// at the moment. (A calibrated loop of iterations ran 0.5-2.2 us from one
+// process to the next here, so the weft side and the direct side, separate
+// processes, compared different jobs; a clock_gettime poll costs a good
+// part of a microsecond on some VMs, rdtsc ~10 ns.) The counter's rate is
+// measured once against steady_clock over 20 ms; it does not change.
+double g_ticks_per_us;
 
-void spin(long iters)
+uint64_t ticks()
 {
-    for (volatile long i = 0; i < iters; i = i + 1) {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#else
+    return (uint64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+#endif
+}
+
+void spin_1us()
+{
+    uint64_t end = ticks() + (uint64_t)g_ticks_per_us;
+    while (ticks() < end) {
     }
 }
 
-// The fastest of several 5 ms trials: a trial the OS preempted or slowed
-// reads too slow a loop, and the weft side and the direct side (separate
-// processes) must get the same 1 us job. (One 20 ms trial per process
-// made the job 0.6-2.4 us from one process to the next.)
 void calibrate()
 {
-    if (g_iters_per_us)
+    if (g_ticks_per_us > 0)
         return;
-    long n = 1 << 16;
-    long best = 0;
-    for (int trial = 0; trial < 9;) {
-        auto t0 = std::chrono::steady_clock::now();
-        spin(n);
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now() - t0)
-                      .count();
-        if (ns < 5 * 1000 * 1000) {
-            n *= 2;
-            continue;
-        }
-        best = std::max(best, n * 1000 / (long)ns);
-        trial++;
-    }
-    g_iters_per_us = best;
+    auto t0 = std::chrono::steady_clock::now();
+    uint64_t c0 = ticks();
+    long ns;
+    do {
+        ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                  t0)
+                 .count();
+    } while (ns < 20 * 1000 * 1000);
+    g_ticks_per_us = (double)(ticks() - c0) * 1000.0 / (double)ns;
 }
 
 struct Job {
@@ -95,7 +100,7 @@ int job_fn(void *arg)
     case 0:
         return 0;
     case 1:
-        spin(g_iters_per_us);
+        spin_1us();
         return 0;
     default: {
         j->seed = j->seed * 6364136223846793005UL + 1442695040888963407UL;
