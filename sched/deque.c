@@ -78,4 +78,3 @@ uintptr_t weft__deque_steal(weft__deque *d)
         /* Lost to another thief or the owner: look again. */
     }
 }
-
