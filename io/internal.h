@@ -114,8 +114,14 @@ typedef struct {
 } weft__io_ctr;
 
 /* The block of worker id (NULL past the last run's workers), and the
- * shared one for threads without a worker. */
-WEFT__HIDDEN weft__io_ctr *weft__io_ctr_of(unsigned id);
+ * shared one for threads without a worker. Inline: every I/O call counts
+ * through it (io.c grows the table only while no worker runs). */
+extern WEFT__HIDDEN weft__io_ctr **weft__io_ctrs;
+extern WEFT__HIDDEN unsigned weft__io_ctrs_n;
+static inline weft__io_ctr *weft__io_ctr_of(unsigned id)
+{
+    return id < weft__io_ctrs_n ? weft__io_ctrs[id] : NULL;
+}
 extern WEFT__HIDDEN weft__io_ctr weft__io_ctr_foreign;
 
 /* own / ring words: a plain increment, made atomic only so readers may

@@ -35,12 +35,12 @@ static unsigned wake_efds_n;
 int weft__io_wake_efd(unsigned id) { return id < wake_efds_n ? wake_efds[id] : -1; }
 
 /* The counter blocks (internal.h), by worker index, grown with the wake
- * eventfds and kept as long; ctrs_run is the last run's worker count. */
-static weft__io_ctr **ctrs;
-static unsigned ctrs_n, ctrs_run;
+ * eventfds (only while no worker runs) and kept as long; ctrs_run is the
+ * last run's worker count. */
+weft__io_ctr **weft__io_ctrs;
+unsigned weft__io_ctrs_n;
+static unsigned ctrs_run;
 weft__io_ctr weft__io_ctr_foreign;
-
-weft__io_ctr *weft__io_ctr_of(unsigned id) { return id < ctrs_n ? ctrs[id] : NULL; }
 
 /* Zeroes the counters, with atomic stores: a late unparker of the last run
  * may still count its wake (and be in its MSG_RING section: wake_senders
@@ -69,12 +69,12 @@ static void ctr_zero(weft__io_ctr *c)
  * held; no worker runs). */
 static int ctrs_init(unsigned n)
 {
-    if (n > ctrs_n) {
-        weft__io_ctr **v = realloc(ctrs, n * sizeof *v);
+    if (n > weft__io_ctrs_n) {
+        weft__io_ctr **v = realloc(weft__io_ctrs, n * sizeof *v);
         if (!v)
             return -ENOMEM;
-        ctrs = v;
-        while (ctrs_n < n) {
+        weft__io_ctrs = v;
+        while (weft__io_ctrs_n < n) {
             size_t sz = (sizeof(weft__io_ctr) + WEFT__CACHELINE - 1) / WEFT__CACHELINE *
                         WEFT__CACHELINE;
             weft__io_ctr *c = aligned_alloc(WEFT__CACHELINE, sz);
@@ -82,11 +82,11 @@ static int ctrs_init(unsigned n)
                 return -ENOMEM;
             memset(c, 0, sizeof *c);
             atomic_store_explicit(&c->wake_ring_fd, -1, memory_order_relaxed);
-            ctrs[ctrs_n++] = c;
+            weft__io_ctrs[weft__io_ctrs_n++] = c;
         }
     }
     for (unsigned i = 0; i < n; i++)
-        ctr_zero(ctrs[i]);
+        ctr_zero(weft__io_ctrs[i]);
     ctr_zero(&weft__io_ctr_foreign);
     ctrs_run = n;
     return 0;
@@ -285,7 +285,7 @@ static void ctr_sum(weft_io_stats *o)
 {
     pthread_mutex_lock(&fd_mu);
     for (unsigned i = 0; i <= ctrs_run; i++) {
-        weft__io_ctr *c = i < ctrs_run ? ctrs[i] : &weft__io_ctr_foreign;
+        weft__io_ctr *c = i < ctrs_run ? weft__io_ctrs[i] : &weft__io_ctr_foreign;
 #define LD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
         for (unsigned k = 0; k < WEFT_IO_OP_KINDS; k++) {
             o->submitted[k] += LD(sub[k]);
