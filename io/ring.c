@@ -490,11 +490,11 @@ bool weft__ring_idle_park(weft__worker *w, int64_t deadline)
         memset(&arg, 0, sizeof arg);
         arg.sigmask_sz = _NSIG / 8;
         if (deadline != WEFT_FOREVER) {
-            int64_t left = deadline - weft__now();
-            if (left <= 0)
+            int64_t sec, nsec;
+            if (!weft__idle_time_left(deadline, &sec, &nsec))
                 break;
-            ts.tv_sec = left / 1000000000;
-            ts.tv_nsec = left % 1000000000;
+            ts.tv_sec = sec;
+            ts.tv_nsec = nsec;
             arg.ts = (uint64_t)(uintptr_t)&ts;
         }
         WEFT__IO_COUNT(r->ctr->uring_sleeps, 1);

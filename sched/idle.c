@@ -30,11 +30,11 @@ bool weft__idle_park(weft__worker *w, int64_t deadline)
     while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0) {
         struct timespec ts, *tsp = NULL;
         if (deadline != WEFT_FOREVER) {
-            int64_t left = deadline - weft__now();
-            if (left <= 0)
+            int64_t sec, nsec;
+            if (!weft__idle_time_left(deadline, &sec, &nsec))
                 break;
-            ts.tv_sec = left / 1000000000;
-            ts.tv_nsec = left % 1000000000;
+            ts.tv_sec = sec;
+            ts.tv_nsec = nsec;
             tsp = &ts;
         }
         long r = futex(&w->park_word, FUTEX_WAIT_PRIVATE, 0, tsp);

@@ -941,6 +941,17 @@ WEFT__HIDDEN uint64_t weft__tasks_live(weft__rt *rt);
 /* ---- time --------------------------------------------------------------- */
 
 WEFT__HIDDEN int64_t weft__now(void);
+/* For an idle park's timeout (the futex, epoll and io_uring ones): the time
+ * left until deadline as seconds and nanoseconds; false once it passed. */
+static inline bool weft__idle_time_left(int64_t deadline, int64_t *sec, int64_t *nsec)
+{
+    int64_t left = deadline - weft__now();
+    if (left <= 0)
+        return false;
+    *sec = left / 1000000000;
+    *nsec = left % 1000000000;
+    return true;
+}
 static inline int64_t weft__deadline_add(int64_t now, int64_t ns)
 {
     if (ns <= 0)
