@@ -3,7 +3,11 @@
 // translates it, bench/peers/go/forkjoin.go):
 //
 //   BM_fj_fib30c12/W      fib(30), a nursery per call (two spawns, close)
-//                         down to n < 12, serial fib below; W workers
+//                         down to n < 12, serial fib below; W workers. The
+//                         nurseries here and in qsort live in the caller's
+//                         frame (weft_nursery_init), as fork-join code would
+//                         write it; bench_fib.cc's fib uses the pool
+//                         (weft_nursery_open)
 //   BM_fj_fib30c12_cost   1 worker: each round runs the serial fib(30) and
 //                         then fib30c12, timed apart; counter ns_per_task =
 //                         (median T1 - median Tserial) / 21,890 tasks (the
@@ -65,12 +69,12 @@ int fib_task(void *arg)
         return 0;
     }
     Fib a{f->n - 1, 0}, b{f->n - 2, 0};
-    weft_nursery *n;
-    if (weft_nursery_open(&n))
+    weft_nursery n; // in caller storage: no pool round trip per fork
+    if (weft_nursery_init(&n))
         return -1;
-    (weft_spawn)(n, fib_task, &a);
-    (weft_spawn)(n, fib_task, &b);
-    int rc = weft_nursery_close(n);
+    (weft_spawn)(&n, fib_task, &a);
+    (weft_spawn)(&n, fib_task, &b);
+    int rc = weft_nursery_fini(&n);
     f->out = a.out + b.out;
     return rc;
 }
@@ -114,12 +118,12 @@ int qsort_task(void *arg)
     }
     std::size_t k = fj::sort_partition(s->a, s->n);
     Sort lo{s->a, k}, hi{s->a + k, s->n - k};
-    weft_nursery *n;
-    if (weft_nursery_open(&n))
+    weft_nursery n;
+    if (weft_nursery_init(&n))
         return -1;
-    (weft_spawn)(n, qsort_task, &lo);
-    (weft_spawn)(n, qsort_task, &hi);
-    return weft_nursery_close(n);
+    (weft_spawn)(&n, qsort_task, &lo);
+    (weft_spawn)(&n, qsort_task, &hi);
+    return weft_nursery_fini(&n);
 }
 
 void BM_fj_qsort(benchmark::State &state)

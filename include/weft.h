@@ -228,13 +228,37 @@ WEFT_API int weft_task_set(weft_key key, void *value);
 /* ------------------------------------------------------------------------ */
 
 /* Every task belongs to a nursery; a nursery's children never outlive it:
- * weft_nursery_close returns only when every child has finished. */
-typedef struct weft_nursery weft_nursery;
+ * weft_nursery_close returns only when every child has finished.
+ * weft_nursery_open allocates one from the runtime's pool; a nursery may
+ * also live in caller storage (weft_nursery_init below): 192 bytes,
+ * 16-aligned in C and C++. Its contents are private. */
+typedef struct weft_nursery {
+    WEFT_ALIGNAS(16) unsigned char private_[192];
+} weft_nursery;
 
 /* Opens a nursery and pushes its cancel scope on the calling task.
  * May park: no. Context: task. Returns 0, -ENOMEM (*out = NULL) or -EPERM
  * outside a task; never fails because the task is cancelled. */
 WEFT_API int weft_nursery_open(weft_nursery **out);
+
+/* Opens a nursery in caller storage n (a local variable, usually), as
+ * weft_nursery_open does, without allocating: fork-join code that opens a
+ * nursery per call saves the pool round trip and touches only its own
+ * stack. Close it with weft_nursery_fini (or weft_nursery_close: either
+ * call closes either kind) before n's storage goes away; after that n may
+ * be initialised again. A frame that returns with n still open is a fatal
+ * misuse: n's children would outlive their nursery, so the runtime aborts
+ * with a message naming it (when the storage is on the task's stack, where
+ * it can tell) instead of letting them write to a dead frame.
+ * May park: no. Context: task. Returns 0, -EINVAL (n NULL) or -EPERM
+ * outside a task; never fails for want of memory or because the task is
+ * cancelled. */
+WEFT_API int weft_nursery_init(weft_nursery *n);
+
+/* Closes a nursery from weft_nursery_init: exactly weft_nursery_close
+ * (parks until every child has finished, pops its scope, same results),
+ * except that n's storage is the caller's again when it returns. */
+WEFT_API int weft_nursery_fini(weft_nursery *n);
 
 /* Spawns fn(arg) as a child of n. A spawn that returned 0 always runs fn
  * (which may start already cancelled). Any task holding n may spawn into it
@@ -288,7 +312,8 @@ WEFT_API void weft_nursery_cancel(weft_nursery *n);
 WEFT_API void weft_nursery_set_deadline(weft_nursery *n, int64_t deadline);
 
 /* Parks until every child of n has finished (not a cancellation point: it
- * always waits), pops n's scope and frees n.
+ * always waits), pops n's scope and frees n (back to the pool; one from weft_nursery_init
+ * is its caller's storage again).
  * May park: yes. Context: the task that opened n.
  * Returns the first child failure; else -ECANCELED if the task is cancelled
  * by a scope outside n; else -ETIMEDOUT if n's deadline fired; else 0. */

@@ -360,6 +360,7 @@ struct weft__task {
     int64_t c_deadline;      /* cached: earliest deadline up to the shield */
     weft__scope *c_dl_scope; /* which scope that deadline belongs to */
     weft__spin lock;         /* guards scope push/pop against cancel walks */
+    uint32_t cs_nurseries;   /* nurseries in caller storage it has open */
     /* The scopes this task entered, innermost last (structured/scope.c):
      * kept apart from the chain so that misuse recovery never has to read
      * a scope that lived in a frame that has returned. */

@@ -28,9 +28,12 @@ struct weft__nursery {
     weft__task *closer; /* parked in close, or NULL */
     uint64_t close_token;
     bool is_root;
+    bool caller_storage; /* from weft_nursery_init: never goes to the pool */
     uint32_t magic;
     weft__nursery *free_next; /* in the pool (nursery.c) */
 };
+_Static_assert(sizeof(weft__nursery) <= sizeof(weft_nursery), "weft_nursery too small");
+_Static_assert(_Alignof(weft__nursery) <= _Alignof(weft_nursery), "weft_nursery misaligned");
 #define WEFT__NURSERY_MAGIC 0x6e757273u
 
 /* Frees the nursery pool when a runtime ends (nursery.c). */
@@ -43,6 +46,8 @@ WEFT__HIDDEN void weft__scope_set_deadline(weft__scope *s, int64_t deadline);
 /* Pushes / pops a scope on the current task (under t->lock). */
 WEFT__HIDDEN void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned flags);
 WEFT__HIDDEN void weft__scope_pop(weft__task *t, weft__scope *s);
+/* Is s one of the scopes t has entered and not yet left? (t = the caller) */
+WEFT__HIDDEN bool weft__scope_is_own(weft__task *t, const weft__scope *s);
 
 WEFT__HIDDEN weft__nursery *weft__nursery_new_root(weft__rt *rt);
 WEFT__HIDDEN int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *attr,

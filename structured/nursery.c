@@ -247,6 +247,8 @@ static void nursery_free(weft__nursery *n)
 {
     n->magic = 0;
     n->scope.magic = 0;
+    if (n->caller_storage)
+        return; /* the caller's again */
     if (ncache_epoch != atomic_load_explicit(&npool_epoch, memory_order_relaxed)) {
         ncache = NULL;
         ncache_n = 0;
@@ -497,6 +499,31 @@ int weft_nursery_open(weft_nursery **out)
     return 0;
 }
 
+int weft_nursery_init(weft_nursery *pub)
+{
+    weft__nursery *n = (weft__nursery *)pub;
+    if (!n) {
+        weft__misuse("weft_nursery_init with a NULL nursery");
+        return -EINVAL;
+    }
+    weft__task *t = weft__current();
+    if (!t)
+        return -EPERM;
+    /* The magic alone could be left over in reused storage; a nursery
+     * that is on this task's scope stack is certainly open. */
+    if (WEFT__UNLIKELY(n->magic == WEFT__NURSERY_MAGIC) && weft__scope_is_own(t, &n->scope)) {
+        weft__misuse("weft_nursery_init on a nursery that is open (close it first)");
+        return -EINVAL;
+    }
+    memset(n, 0, sizeof *n);
+    n->magic = WEFT__NURSERY_MAGIC;
+    n->scope.nursery = n;
+    n->caller_storage = true;
+    t->cs_nurseries++;
+    weft__scope_push(t, &n->scope, WEFT_FOREVER, S_NURSERY);
+    return 0;
+}
+
 void weft_nursery_cancel(weft_nursery *pub)
 {
     weft__nursery *n = (weft__nursery *)pub;
@@ -581,25 +608,36 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
     }
     if (n->failures_dropped)
         fprintf(stderr, "weft: nursery: %u more child failures not shown\n", n->failures_dropped);
+    if (n->caller_storage)
+        t->cs_nurseries--;
     nursery_free(n);
     return result;
 }
 
-int weft_nursery_close(weft_nursery *pub)
+static int close_checked(weft__nursery *n, const char *call, const char *boundary)
 {
-    weft__nursery *n = (weft__nursery *)pub;
     weft__task *t = weft__current();
     if (!t)
         return -EPERM;
     if (!valid_nursery(n) || n->is_root) {
-        weft__misuse("weft_nursery_close on an invalid or already closed nursery");
+        weft__misuse("%s on an invalid or already closed nursery", call);
         return -EINVAL;
     }
     if (n->scope.owner != t) {
-        weft__misuse("weft_nursery_close by a task that did not open the nursery");
+        weft__misuse("%s by a task that did not open the nursery", call);
         return -EINVAL;
     }
-    return weft__nursery_close_internal(t, n, __builtin_frame_address(0));
+    return weft__nursery_close_internal(t, n, boundary);
+}
+
+int weft_nursery_close(weft_nursery *pub)
+{
+    return close_checked((weft__nursery *)pub, "weft_nursery_close", __builtin_frame_address(0));
+}
+
+int weft_nursery_fini(weft_nursery *pub)
+{
+    return close_checked((weft__nursery *)pub, "weft_nursery_fini", __builtin_frame_address(0));
 }
 
 /* A task returned: close what it left open (never leak a child). */

@@ -293,7 +293,20 @@ int weft__scope_unwind(weft__task *t, weft__scope *keep, const char *why, const 
     }
     t->own_n = k;
     t->scope_top = prev;
+    /* A nursery in caller storage cannot be dropped like a scope: its
+     * children point at it. The live ones can be read; if fewer are left
+     * than are open, a dropped one was such a nursery. */
+    uint32_t cs_live = 0;
+    for (uint32_t i = 0; i < k && dropped && t->cs_nurseries; i++)
+        if ((atomic_load_explicit(&v[i]->flags, memory_order_relaxed) & S_NURSERY) &&
+            v[i]->nursery->caller_storage)
+            cs_live++;
     weft__spin_unlock(&t->lock);
+    if (dropped && cs_live < t->cs_nurseries)
+        weft__panic("%s: a nursery in caller storage (weft_nursery_init) was still open when "
+                    "the frame holding it returned; its children would outlive it (close it "
+                    "with weft_nursery_fini before its storage goes away)",
+                    why);
     weft__task_cancel_cache_reset(t);
     if (dropped)
         weft__misuse("%s: %u cancel scope(s) entered in frames that have returned; dropped", why,
@@ -317,6 +330,15 @@ int weft__scope_unwind(weft__task *t, weft__scope *keep, const char *why, const 
 }
 
 /* ---- push and pop ----------------------------------------------------------- */
+
+bool weft__scope_is_own(weft__task *t, const weft__scope *s)
+{
+    weft__scope **v = own_slots(t);
+    for (uint32_t i = 0; i < t->own_n; i++)
+        if (v[i] == s)
+            return true;
+    return false;
+}
 
 void weft__scope_push(weft__task *t, weft__scope *s, int64_t deadline, unsigned flags)
 {
