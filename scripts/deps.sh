@@ -3,11 +3,13 @@
 # Sourced by tests/run and bench/run:
 #
 #   . scripts/deps.sh
-#   weft_ensure_deps || exit 1
+#   weft_ensure_deps || exit 1          (tests/run)
+#   weft_ensure_deps bench || exit 1    (bench/run: also what only the
+#                                        benchmarks need, i.e. valgrind)
 #
-# weft_missing_packages prints the packages whose files are missing.
-# weft_ensure_deps installs them with apt-get when running as root, and
-# otherwise prints the exact install command and returns 1.
+# weft_missing_packages [bench] prints the packages whose files are missing.
+# weft_ensure_deps [bench] installs them with apt-get when running as root,
+# and otherwise prints the exact install command and returns 1.
 # WEFT_SKIP_DEPS=1 skips the check.
 
 # The major version of the clang that `clang` runs (default: Debian 12's 14).
@@ -33,7 +35,7 @@ weft__have_clang_rt() {
 }
 
 weft_missing_packages() {
-    local missing=()
+    local missing=() what=${1:-}
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)
     command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
     command -v gcc >/dev/null 2>&1 || missing+=(gcc)
@@ -55,6 +57,12 @@ weft_missing_packages() {
     [ -x /usr/bin/cargo ] || missing+=(cargo)
     [ -x /usr/bin/rustc ] || missing+=(rustc)
     compgen -G '/usr/share/cargo/registry/tokio-1.*/Cargo.toml' >/dev/null || missing+=(librust-tokio-dev)
+    if [ "$what" = bench ]; then
+        # bench/cg_ops.sh counts instructions and locked operations per
+        # spawn, yield and ping-pong under callgrind (no hardware counters
+        # on the VMs the benchmarks run on).
+        command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+    fi
     echo "${missing[*]}"
 }
 
@@ -62,8 +70,8 @@ weft_ensure_deps() {
     if [ "${WEFT_SKIP_DEPS:-0}" = 1 ]; then
         return 0
     fi
-    local missing
-    missing=$(weft_missing_packages)
+    local missing what=${1:-}
+    missing=$(weft_missing_packages "$what")
     [ -z "$missing" ] && return 0
 
     echo "weft: missing build dependencies: $missing" >&2
@@ -83,7 +91,7 @@ weft_ensure_deps() {
     hash -r
     # A package may install under a different name than expected (clang-N):
     # check again so that a wrong guess fails here and not mid-build.
-    missing=$(weft_missing_packages)
+    missing=$(weft_missing_packages "$what")
     if [ -n "$missing" ]; then
         echo "weft: still missing after apt-get install: $missing" >&2
         return 1
