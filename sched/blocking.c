@@ -10,11 +10,12 @@
  * somebody takes them. So:
  *
  *  - on entry, work already queued on the worker wakes an idle worker that
- *    can steal it (weft__wake_idle);
+ *    can steal it (weft__wake_idle), and pokes the monitor if it naps;
  *  - w->bcall says the worker is in a call, with a sequence number per
  *    call; the monitor looks every 2 ms, every 50 us while a call holds up
  *    work (queued tasks, timers due within 1 ms, or inject work no idle
- *    worker takes), and when it sees the same call twice with work waiting
+ *    worker takes), and when it finds a call 20 us old with work waiting
+ *    (a younger one it waits out, spinning, unless the call ends first),
  *    it hands the worker to another OS thread: an idle spare, or a new one
  *    within the cap (weft_config.blocking_threads). One CAS on
  *    w->bcall (IN_CALL -> HANDED) decides against the caller's own CAS
