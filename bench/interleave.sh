@@ -7,11 +7,12 @@
 # (bench/run: build/release). Each command must print "BENCH <name> <value>
 # <unit>"; the first such line counts. The children get WEFT_BENCH_REPS=1
 # and WEFT_BENCH_MIN_TIME=0.2 (0.05 when WEFT_BENCH_QUICK=1), so a
-# bench/gbench2line.sh command measures once for ~0.2 s (an untimed warm-up
-# round, then 1-2 timed rounds of these workloads); a command starting with
-# bench/peers/weftpeers gets -quick (a warm-up, then repetitions for ~0.2 s,
-# the median printed: for the ~0.3-0.7 s contention workloads that is the one
-# warm-up run).
+# bench/gbench2line.sh command reports one Google Benchmark batch: a fresh
+# runtime, an untimed warm-up round, then the mean of the first batch of
+# timed rounds (1-3 of the 0.1-0.3 s contention rounds) that lasts 0.2 s. A
+# command starting with bench/peers/weftpeers gets -quick: a warm-up run,
+# then the median of the repetitions that fill 0.2 s, or the warm-up itself
+# as the one sample if it took 0.2 s or more (chan_buffered_4x4 mostly does).
 #
 # Prints to stdout, in lines not starting with BENCH (bench/run sends them to
 # its log): every round's two values in order, then for each side the values,
