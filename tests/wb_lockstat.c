@@ -7,6 +7,8 @@
  * real churn (two workers spawning into one nursery) the test checks only
  * what always holds: the counters never go down, no wait is reported
  * without a contended acquisition, and the figures survive the run's end.
+ * Also: a deadline scope entered and left does not bump the global cancel
+ * generation (issue 11's other shared hot point).
  * TIMEOUT: 60
  * LABELS: unit
  */
@@ -244,6 +246,29 @@ static int pool(void *arg)
     return 0;
 }
 
+/* ---- per-task deadlines stay per task ----------------------------------- */
+
+/* Issue 11: with a deadline scope per request, entering and leaving one
+ * must not touch the global cancel generation (every task would re-walk
+ * its chain at its next cancellation point): only a cancel, a deadline
+ * move or a shield change bumps it. Nothing else runs here that could. */
+static int deadline_scopes(void *arg)
+{
+    (void)arg;
+    weft__rt *rt = atomic_load(&weft__g_rt);
+    uint64_t g0 = atomic_load(&rt->cancel_gen);
+    for (int i = 0; i < 1000; i++) {
+        weft_scope sc;
+        weft_scope_enter(&sc, weft_now() + test_bound_ns(5));
+        CHECK_OK(weft_yield());
+        CHECK(!weft_scope_exit(&sc));
+    }
+    CHECK_EQ(atomic_load(&rt->cancel_gen), g0);
+    return 0;
+}
+
+static void deadline_case(void) { CHECK_OK(test_run(1, deadline_scopes, NULL)); }
+
 static void worker_case(void) { CHECK_OK(test_run(2, worker_waiter, NULL)); }
 static void foreign_case(void) { CHECK_OK(test_run(2, foreign_waiter, NULL)); }
 static void pool_case(void) { CHECK_OK(test_run(2, pool, NULL)); }
@@ -255,5 +280,6 @@ int main(void)
     CASE(foreign_case);
     CASE(churn_case);
     CASE(pool_case);
+    CASE(deadline_case);
     return 0;
 }
