@@ -497,7 +497,8 @@ typedef struct weft_stats {
      * Added in 0.1 from what was reserved_ (the struct's size is unchanged): */
     uint64_t io_syscalls;
     /* Waits for the runtime's internal locks (the spin locks guarding
-     * nurseries, tasks, timers and queues, and the stack pool's lock):
+     * nurseries, tasks, timers and queues, and the shared stack pool's
+     * lock where a worker takes it for stacks):
      * lock_contended counts the acquisitions that found the lock held and
      * had to wait, lock_wait_ns the time they waited (summed over threads,
      * so it can exceed wall time). Only waits are counted: the time a lock
