@@ -521,11 +521,25 @@ typedef struct weft_stats {
      * the syscalls the I/O layer made for them (weft_io_stats.syscalls).
      * Added in 0.1 from what was reserved_ (the struct's size is unchanged): */
     uint64_t io_syscalls;
-    uint64_t reserved_[11];
+    /* Waits for the runtime's internal locks (the spin locks guarding
+     * nurseries, tasks, timers and queues, and the shared stack pool's
+     * lock where a worker takes it for stacks):
+     * lock_contended counts the acquisitions that found the lock held and
+     * had to wait, lock_wait_ns the time they waited (summed over threads,
+     * so it can exceed wall time). Only waits are counted: the time a lock
+     * is held is not, as that would need a clock read on every
+     * acquisition, contended or not. stack_pool_locks counts the times a
+     * worker took the shared stack pool's lock to refill its own stack
+     * cache or hand its surplus back (the rest of its stack traffic stays
+     * per worker). Added in 0.1 from what was reserved_ (the struct's size
+     * is unchanged): */
+    uint64_t lock_contended, lock_wait_ns, stack_pool_locks;
+    uint64_t reserved_[8];
 } weft_stats;
 
 /* Counters summed over workers (of the running runtime, or of the last one).
- * Cheap; any thread. */
+ * Cheap; any thread. Every count but tasks_live only grows while a runtime
+ * runs. */
 WEFT_API void weft_stats_get(weft_stats *out);
 
 /* The I/O layer's counters by op: index weft_io_stats.submitted and

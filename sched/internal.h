@@ -151,6 +151,13 @@ static inline void weft__cpu_relax(void)
 typedef struct {
     atomic_uint v;
 } weft__spin;
+/* Contention accounting lives in the slow path only (util.c): it counts an
+ * acquisition whose first exchange found the lock held (lock_contended, at
+ * entry, before waiting) and the ticks it then waited (lock_wait), in the
+ * calling worker's counters, or in weft__lock_foreign_* on a thread that
+ * drives no worker. The fast path stays one exchange: hold times are not
+ * measured (a clock read per acquisition would cost more than the lock). */
+extern WEFT__HIDDEN _Atomic uint64_t weft__lock_foreign_contended, weft__lock_foreign_wait;
 WEFT__HIDDEN void weft__spin_lock_slow(weft__spin *l);
 static inline void weft__spin_lock(weft__spin *l)
 {
@@ -426,6 +433,12 @@ typedef struct {
     uint64_t tasks_spawned, tasks_done, context_switches, steals, steal_attempts, worker_parks,
         worker_wakes, timers_fired, failures_dropped, stacks_returned, tasks_stuck,
         mon_timers_fired, mon_wakes;
+    /* Waits for the runtime's internal locks (spin locks: util.c; the stack
+     * pool's lock: stack.c): acquisitions that found the lock held, and the
+     * time waited (ticks in a worker's block, ns once summed: rt.c); and how
+     * often a worker took the stack pool's lock to refill its stack cache
+     * or hand its surplus back. */
+    uint64_t lock_contended, lock_wait, stack_pool_locks;
 } weft__counters;
 
 /* What belongs to an OS thread that drives a worker, not to the worker: a

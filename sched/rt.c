@@ -15,6 +15,7 @@ atomic_int weft__threads_parked;
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static weft__counters last_counters;
 static _Atomic uint64_t last_seed;
+static uint64_t lock_wait_floor; /* lock_wait_ns reported last (stats_lock) */
 
 int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsigned blocking_cap,
                     uint64_t seed, bool seeded)
@@ -38,6 +39,10 @@ int weft__rt_create(weft__rt **out, unsigned nworkers, size_t stack_size, unsign
     rt->seed = seed;
     rt->seeded = seeded;
     atomic_store_explicit(&rt->cancel_gen, 1, memory_order_relaxed);
+    /* The lock waits of threads driving no worker count from here (no
+     * thread of this runtime exists yet). */
+    atomic_store_explicit(&weft__lock_foreign_contended, 0, memory_order_relaxed);
+    atomic_store_explicit(&weft__lock_foreign_wait, 0, memory_order_relaxed);
     rt->ticks0 = weft__ticks();
     rt->ns0 = weft__now();
     pthread_mutex_init(&rt->pool_lock, NULL);
@@ -94,9 +99,29 @@ static void sum_counters(weft__rt *rt, weft__counters *c)
     c->mon_wakes = atomic_load_explicit(&rt->mon_wakes, memory_order_relaxed);
 }
 
+/* sum_counters, plus what weft_stats shows but the hot paths never need:
+ * the lock waits of threads that drive no worker, and the wait in ns (the
+ * workers count ticks: util.c). */
+static void sum_stats(weft__rt *rt, weft__counters *c)
+{
+    sum_counters(rt, c);
+    c->lock_contended += atomic_load_explicit(&weft__lock_foreign_contended, memory_order_relaxed);
+    uint64_t ticks = c->lock_wait +
+                     atomic_load_explicit(&weft__lock_foreign_wait, memory_order_relaxed);
+    /* The tick rate is measured afresh at each call (over the run so far),
+     * so the same ticks can come out a nanosecond shorter at a later call:
+     * never report less than before, so the figure only grows. */
+    uint64_t ns = (uint64_t)weft__ticks_to_ns(rt, ticks);
+    if (ns < lock_wait_floor)
+        ns = lock_wait_floor;
+    lock_wait_floor = ns;
+    c->lock_wait = ns;
+}
+
 void weft__rt_publish(weft__rt *rt)
 {
     pthread_mutex_lock(&stats_lock);
+    lock_wait_floor = 0;
     atomic_store_explicit(&weft__g_rt, rt, memory_order_release);
     pthread_mutex_unlock(&stats_lock);
 }
@@ -104,7 +129,7 @@ void weft__rt_publish(weft__rt *rt)
 void weft__rt_destroy(weft__rt *rt)
 {
     pthread_mutex_lock(&stats_lock);
-    sum_counters(rt, &last_counters);
+    sum_stats(rt, &last_counters);
     atomic_store_explicit(&weft__g_rt, NULL, memory_order_release);
     pthread_mutex_unlock(&stats_lock);
     weft__blocking_fini(rt);
@@ -144,7 +169,7 @@ void weft_stats_get(weft_stats *out)
     pthread_mutex_lock(&stats_lock);
     weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_acquire);
     if (rt)
-        sum_counters(rt, &c);
+        sum_stats(rt, &c);
     else
         c = last_counters;
     pthread_mutex_unlock(&stats_lock);
@@ -162,6 +187,9 @@ void weft_stats_get(weft_stats *out)
     out->tasks_stuck = c.tasks_stuck;
     out->monitor_timers_fired = c.mon_timers_fired;
     out->monitor_wakes = c.mon_wakes;
+    out->lock_contended = c.lock_contended;
+    out->lock_wait_ns = c.lock_wait;
+    out->stack_pool_locks = c.stack_pool_locks;
     weft__io_stats_fill(out);
 }
 

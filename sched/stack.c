@@ -284,6 +284,21 @@ static weft__stack *odd_size_new(weft__rt *rt, size_t size)
     return s;
 }
 
+/* rt->pool_lock taken by a worker for its stack cache, counted for
+ * weft_stats: stack_pool_locks always, lock_contended and lock_wait_ns when
+ * it was held. The trylock costs what the lock itself costs when it is free;
+ * the clock is read only when it was not. */
+static void pool_lock_for(weft__worker *w)
+{
+    WEFT__COUNT(w, stack_pool_locks, 1);
+    if (WEFT__LIKELY(pthread_mutex_trylock(&w->rt->pool_lock) == 0))
+        return;
+    WEFT__COUNT(w, lock_contended, 1);
+    uint64_t t0 = weft__ticks();
+    pthread_mutex_lock(&w->rt->pool_lock);
+    WEFT__COUNT(w, lock_wait, weft__ticks() - t0);
+}
+
 /* Moves up to `max` stacks from *list to the worker's cache (pool_lock). */
 static unsigned move_to_cache(weft__worker *w, weft__stack **list, unsigned *list_n, unsigned max)
 {
@@ -306,7 +321,7 @@ weft__stack *weft__stack_get_slow(weft__worker *w, size_t size)
         return odd_size_new(rt, size);
     weft__stack *s;
     /* Refill from the warm list, then the cold one, else map a new chunk. */
-    pthread_mutex_lock(&rt->pool_lock);
+    pool_lock_for(w);
     unsigned moved = move_to_cache(w, &rt->stack_global, &rt->stack_global_n, CACHE_MAX / 2);
     if (!moved)
         moved = move_to_cache(w, &rt->stack_cold, &rt->stack_cold_n, CACHE_MAX / 2);
@@ -355,7 +370,7 @@ void weft__stack_put_slow(weft__worker *w, weft__stack *s)
         last = last->next;
     }
     weft__rt *rt = w->rt;
-    pthread_mutex_lock(&rt->pool_lock);
+    pool_lock_for(w);
     last->next = rt->stack_global;
     rt->stack_global = surplus;
     rt->stack_global_n += n;

@@ -65,8 +65,23 @@ void weft__misuse(const char *fmt, ...)
     va_end(ap);
 }
 
+_Atomic uint64_t weft__lock_foreign_contended, weft__lock_foreign_wait;
+
 void weft__spin_lock_slow(weft__spin *l)
 {
+    /* Contention accounting (weft_stats.lock_contended, lock_wait_ns): only
+     * here, where the lock was found held and the caller waits anyway. The
+     * count comes first, before the wait, so that a holder can see that a
+     * waiter arrived (tests/wb_lockstat.c). A worker's own counters take it
+     * (the thread driving a worker is its only writer: weft__tls_worker is
+     * NULL on any other thread, blocking calls included); a thread driving
+     * no worker adds to the shared pair, which rt.c folds in. */
+    weft__worker *w = weft__tls_worker;
+    if (w)
+        WEFT__COUNT(w, lock_contended, 1);
+    else
+        atomic_fetch_add_explicit(&weft__lock_foreign_contended, 1, memory_order_relaxed);
+    uint64_t t0 = weft__ticks();
     ck_backoff_t backoff = 16;
     for (;;) {
         /* Wait for a release, polling the lock word less and less often:
@@ -85,8 +100,13 @@ void weft__spin_lock_slow(weft__spin *l)
         }
         /* acquire: pairs with the release in weft__spin_unlock. */
         if (atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0)
-            return;
+            break;
     }
+    uint64_t dt = weft__ticks() - t0;
+    if (w)
+        WEFT__COUNT(w, lock_wait, dt);
+    else
+        atomic_fetch_add_explicit(&weft__lock_foreign_wait, dt, memory_order_relaxed);
 }
 
 unsigned weft__delay_us[WEFT__DELAY_N];
