@@ -544,10 +544,13 @@ void weft_nursery_set_deadline(weft_nursery *pub, int64_t deadline)
     weft__scope_set_deadline(&n->scope, deadline);
 }
 
-/* Claims one unstarted child that may run inline here, or NULL. */
-static weft__task *claim_unstarted(weft__nursery *n, weft__worker *w)
+/* Claims one unstarted child that may run inline here, or NULL; *none
+ * says n had no children left at all (close is done: one lock round fewer
+ * per close, which fork-join pays per nursery). */
+static weft__task *claim_unstarted(weft__nursery *n, weft__worker *w, bool *none)
 {
     weft__spin_lock(&n->lock);
+    *none = n->nchildren == 0;
     for (weft__task *c = n->unstarted; c; c = c->sib_next) {
         if (c->pin_home && c->pin_home != w)
             continue;
@@ -573,12 +576,15 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
             /* Our newest spawn, still in this worker's deque: take it back
              * (no tombstone); else any unstarted child (leaves one). */
             weft__task *c = weft__spawn_take_back(n);
+            bool none = false;
             if (!c)
-                c = claim_unstarted(n, w);
+                c = claim_unstarted(n, w, &none);
             if (c) {
                 weft__task_run_inline(c);
                 continue;
             }
+            if (none)
+                break; /* seen under n->lock: every child has finished */
         }
         weft__spin_lock(&n->lock);
         if (n->nchildren == 0) {
