@@ -538,7 +538,7 @@ template <> class task<void> : public detail::task_base
 /* Nursery and cancel scope                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* An RAII nursery: opens (weft_nursery_open) in the constructor; close()
+/* An RAII nursery: opens (weft_nursery_init) in the constructor; close()
  * or the destructor waits for every child. Not copyable, not movable: its
  * cancel scope sits on the opening task's scope stack, so nurseries and
  * scopes close in reverse order of opening (block scope does that).
@@ -564,13 +564,15 @@ template <> class task<void> : public detail::task_base
 class nursery
 {
   public:
-    /* Opens a nursery. May park: no. Context: task. Throws std::bad_alloc,
+    /* Opens a nursery (in the object itself: weft_nursery_init, no
+     * allocation). May park: no. Context: task. Throws
      * std::system_error(EPERM) outside a task. */
     nursery() : uncaught_(std::uncaught_exceptions())
     {
-        int rc = weft_nursery_open(&n_);
+        int rc = weft_nursery_init(&storage_);
         if (rc)
             detail::throw_code(rc, "weft::nursery");
+        n_ = &storage_;
     }
 
     /* Opens a nursery with a deadline (WEFT_FOREVER: none). */
@@ -697,7 +699,8 @@ class nursery
     weft_nursery *native_handle() const noexcept { return n_; }
 
   private:
-    weft_nursery *n_ = nullptr;
+    weft_nursery storage_;
+    weft_nursery *n_ = nullptr; /* &storage_ while open */
     int uncaught_;
     detail::nursery_sink sink_;
 };
