@@ -10,9 +10,9 @@
  *            ring (io_uring_enter with a timeout) when idle. Each ring has a
  *            spin lock: the owner, a canceller on another worker and the
  *            monitor (for a stuck worker) all submit to and reap from it,
- *            so none of SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN or a
- *            registered ring fd can be used (they tie submission or
- *            completion delivery to one thread).
+ *            so none of SINGLE_ISSUER, DEFER_TASKRUN or a registered
+ *            ring fd is used (they tie submission or completion delivery
+ *            to one thread; measured not to pay: io/README.md).
  *   epoll.c  readiness: one edge-triggered epoll set for every fd weft
  *            waits on, a per-fd record with readiness sequence numbers and
  *            a waiter list, and a per-worker epoll set (its wake eventfd
