@@ -110,6 +110,13 @@ int weft__ep_prepare(int fd, weft__fdent *fe)
                 fcntl(fd, F_SETFL, fl | O_NONBLOCK);
                 WEFT__IO_COUNT_SELF(other, 1);
             }
+            /* A new registration (the number may have been another fd's):
+             * nothing known yet about draining it. */
+            atomic_store_explicit(&fe->tcp, FD_TCP_UNKNOWN, memory_order_relaxed);
+            atomic_store_explicit(&fe->hup, 0, memory_order_relaxed);
+            atomic_store_explicit(&fe->rdrain,
+                                  atomic_load_explicit(&fe->rseq, memory_order_relaxed) - 1,
+                                  memory_order_relaxed);
             kind = FD_POLL;
         } else if (errno == EPERM) {
             kind = FD_FILE;
@@ -218,7 +225,12 @@ static unsigned harvest(void)
         uint32_t e = ev[i].events, want = 0;
         weft__spin_lock(&fe->lock);
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) {
-            atomic_fetch_add_explicit(&fe->rseq, 1, memory_order_relaxed);
+            /* hup before the bump, release: a reader that sees the new
+             * rseq sees hup too (the drained-read shortcut, ops.c). */
+            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+                atomic_store_explicit(&fe->hup, 1, memory_order_relaxed);
+            uint32_t old = atomic_fetch_add_explicit(&fe->rseq, 1, memory_order_release);
+            atomic_store_explicit(&fe->rdrain, old, memory_order_relaxed);
             want |= EPOLLIN;
         }
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
@@ -239,7 +251,9 @@ void weft__ep_close_fd(int fd, weft__fdent *fe)
         WEFT__IO_COUNT_SELF(other, 1);
     }
     atomic_store_explicit(&fe->kind, FD_UNKNOWN, memory_order_release);
-    atomic_fetch_add_explicit(&fe->rseq, 1, memory_order_relaxed);
+    atomic_store_explicit(&fe->hup, 1, memory_order_relaxed);
+    uint32_t old = atomic_fetch_add_explicit(&fe->rseq, 1, memory_order_release);
+    atomic_store_explicit(&fe->rdrain, old, memory_order_relaxed);
     atomic_fetch_add_explicit(&fe->wseq, 1, memory_order_relaxed);
     wake_locked(fe, EPOLLIN | EPOLLOUT, true);
     weft__spin_unlock(&fe->lock);
