@@ -20,8 +20,9 @@
  * most once per flush_gap (growing while the polls find nothing); an idle
  * worker sleeps in its own epoll set, which holds its wake eventfd and the
  * shared set, and harvests when the shared set wakes it; the monitor
- * harvests when nobody has for a while (all workers busy). Regular files are not pollable
- * (EPOLL_CTL_ADD fails with EPERM): their I/O runs through weft_blocking (ops.c).
+ * harvests when nobody has for a while (all workers busy). Regular files
+ * are not pollable (EPOLL_CTL_ADD fails with EPERM): their I/O runs through
+ * weft_blocking (ops.c).
  */
 #include "io/internal.h"
 
@@ -241,8 +242,12 @@ static unsigned harvest(int *nev)
         weft__spin_lock(&fe->lock);
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) {
             /* hup before the bump, release: a reader that sees the new
-             * rseq sees hup too (the drained-read shortcut, ops.c). */
-            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+             * rseq sees hup too (the drained-read shortcut, ops.c). Not
+             * for EPOLLHUP alone: TCP reports it for a socket not yet
+             * connected, as every weft_connect socket is when it is
+             * registered; each way a TCP read can end (FIN, RST, a
+             * shutdown) also reports EPOLLRDHUP or EPOLLERR. */
+            if (e & (EPOLLRDHUP | EPOLLERR | EPOLLPRI))
                 atomic_store_explicit(&fe->hup, 1, memory_order_relaxed);
             uint32_t old = atomic_fetch_add_explicit(&fe->rseq, 1, memory_order_release);
             atomic_store_explicit(&fe->rdrain, old, memory_order_relaxed);

@@ -581,6 +581,13 @@ int weft_shutdown(int fd, int how)
 {
     if (weft__current() && weft__task_cancelled(weft__current()))
         return -ECANCELED;
+    if (how != SHUT_WR && weft__io_backend() == IO_EPOLL) {
+        /* Reads now end at once: no drained-read shortcut (the kernel's
+         * wake-up for the shutdown would end a parked read anyway). */
+        weft__fdent *fe = weft__fdent_get(fd);
+        if (fe)
+            atomic_store_explicit(&fe->hup, 1, memory_order_relaxed);
+    }
     return shutdown(fd, how) < 0 ? -errno : 0;
 }
 
