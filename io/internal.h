@@ -62,8 +62,20 @@ typedef struct {
     _Atomic uint32_t wseq; /* epoll: writable edges seen */
     atomic_uint inflight;  /* io_uring: ops in flight on this fd */
     weft__io_op *waiters;  /* epoll: parked tasks (under lock) */
+    /* epoll, the drained-read shortcut (ops.c, ep_run): rdrain is the rseq
+     * read before a read that came back short, i.e. found nothing more to
+     * read (TCP only: tcp says whether the fd is a TCP stream socket, asked
+     * once); while rseq still equals it, a read parks without trying the
+     * syscall first. hup: a hangup, an error or urgent data was harvested
+     * (the read could end early without an edge to come): no shortcut.
+     * Reset when the fd is registered; harvest and close move rdrain off
+     * rseq when they bump it. */
+    _Atomic uint32_t rdrain;
+    _Atomic uint8_t tcp; /* FD_TCP_UNKNOWN, FD_TCP_YES, FD_TCP_NO */
+    _Atomic uint8_t hup;
 } weft__fdent;
 enum { FD_UNKNOWN = 0, FD_POLL, FD_FILE };
+enum { FD_TCP_UNKNOWN = 0, FD_TCP_YES, FD_TCP_NO };
 
 /* Worker id's wake eventfd (kept for the life of the process: io.c). */
 WEFT__HIDDEN int weft__io_wake_efd(unsigned id);

@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
@@ -156,6 +157,50 @@ static weft__worker *io_worker(void)
     return w;
 }
 
+/* The drained-read shortcut of the epoll backend. epoll(7): for a stream
+ * socket, a read that returns less than it asked for exhausted the read
+ * space; more data comes with a new edge. So while no edge was harvested
+ * since such a read (rseq unchanged), the next read would say EAGAIN: it
+ * parks at once instead. An echo server's recv after its send is that
+ * read, one syscall a round trip. Only for a plain recv or read (a flag
+ * such as MSG_PEEK or MSG_WAITALL changes what short means) on a TCP
+ * socket: a Unix stream read also stops early at passed fds or another
+ * sender's credentials, a datagram read at the datagram's end. A hangup,
+ * error or urgent data (a read stops at the urgent mark) seen on the fd
+ * turns it off (fe->hup): the read that ends there can come back short
+ * with no edge left to come. The park itself is the usual one, which
+ * rechecks rseq under the record's lock, so an edge harvested meanwhile
+ * still makes it retry. */
+static bool drain_op(const sysargs *a)
+{
+    return (a->op == OP_RECV || a->op == OP_READ) && (a->flags & ~MSG_DONTWAIT) == 0 && a->n > 0;
+}
+
+static bool drained(weft__fdent *fe, uint32_t rseq)
+{
+    /* rseq was loaded with acquire: hup set before that bump is seen. */
+    return atomic_load_explicit(&fe->rdrain, memory_order_relaxed) == rseq &&
+           !atomic_load_explicit(&fe->hup, memory_order_relaxed);
+}
+
+static bool fd_is_tcp(weft__worker *w, int fd, weft__fdent *fe)
+{
+    int t = atomic_load_explicit(&fe->tcp, memory_order_relaxed);
+    if (WEFT__UNLIKELY(t == FD_TCP_UNKNOWN)) {
+        int type = 0, proto = 0;
+        socklen_t tl = sizeof type, pl = sizeof proto;
+        t = FD_TCP_NO;
+        WEFT__IO_COUNT(ctr(w)->other, 1);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM) {
+            WEFT__IO_COUNT(ctr(w)->other, 1);
+            if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) == 0 && proto == IPPROTO_TCP)
+                t = FD_TCP_YES;
+        }
+        atomic_store_explicit(&fe->tcp, (uint8_t)t, memory_order_relaxed);
+    }
+    return t == FD_TCP_YES;
+}
+
 /* The epoll backend's loop: try, and on EAGAIN wait for the edge. */
 static ssize_t ep_run(weft__worker *w, sysargs *a, uint32_t dir)
 {
@@ -169,13 +214,19 @@ static ssize_t ep_run(weft__worker *w, sysargs *a, uint32_t dir)
         return run_blocking(a);
     if (a->op == OP_RECV || a->op == OP_SEND || a->op == OP_RECVMSG || a->op == OP_SENDMSG)
         a->flags |= MSG_DONTWAIT;
+    bool drain = drain_op(a);
     for (;;) {
-        uint64_t seq = (uint64_t)atomic_load_explicit(&fe->rseq, memory_order_relaxed) << 32 |
-                       atomic_load_explicit(&fe->wseq, memory_order_relaxed);
-        ssize_t r = sys_once(a);
-        WEFT__IO_COUNT(ctr(w)->direct, 1);
-        if (r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR)
-            return r;
+        uint32_t rseq = atomic_load_explicit(&fe->rseq, memory_order_acquire);
+        uint64_t seq = (uint64_t)rseq << 32 | atomic_load_explicit(&fe->wseq, memory_order_relaxed);
+        if (!drain || !drained(fe, rseq)) {
+            ssize_t r = sys_once(a);
+            WEFT__IO_COUNT(ctr(w)->direct, 1);
+            if (r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR) {
+                if (drain && r > 0 && (size_t)r < a->n && fd_is_tcp(w, a->fd, fe))
+                    atomic_store_explicit(&fe->rdrain, rseq, memory_order_relaxed);
+                return r;
+            }
+        }
         if (weft__task_cancelled(w->current))
             return -ECANCELED;
         int rc = weft__ep_wait(fe, dir, seq, WEFT_FOREVER);
@@ -530,6 +581,13 @@ int weft_shutdown(int fd, int how)
 {
     if (weft__current() && weft__task_cancelled(weft__current()))
         return -ECANCELED;
+    if (how != SHUT_WR && weft__io_backend() == IO_EPOLL) {
+        /* Reads now end at once: no drained-read shortcut (the kernel's
+         * wake-up for the shutdown would end a parked read anyway). */
+        weft__fdent *fe = weft__fdent_get(fd);
+        if (fe)
+            atomic_store_explicit(&fe->hup, 1, memory_order_relaxed);
+    }
     return shutdown(fd, how) < 0 ? -errno : 0;
 }
 

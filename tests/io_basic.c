@@ -1,7 +1,9 @@
 /*
  * io_basic: every I/O call against pipes, a tmpfile and loopback sockets,
  * on the backend WEFT_IO picks: data round trips, EOF, ECONNRESET, EPIPE,
- * partial writes, offsets, bad input, the plain-syscall path outside a
+ * partial writes, offsets, bad input, a TCP recv after a short read (the
+ * epoll backend parks it without a syscall: more data, EOF that came with
+ * the data, an RST, several readers), the plain-syscall path outside a
  * task, and the automatic fallback when io_uring setup fails. Every case
  * checks that it leaked no fd.
  * TIMEOUT: 120
@@ -277,6 +279,135 @@ static int t_reset(void *arg)
     return 0;
 }
 
+/* ---- a read after a short read (epoll: parks without trying it) ---------- */
+
+static int recv_reset(void *arg)
+{
+    char b[16];
+    CHECK_EQ(weft_recv(*(int *)arg, b, sizeof b, 0), -ECONNRESET);
+    return 0;
+}
+
+static void tcp_pair(int *l, int *c, int *s)
+{
+    *l = weft_tcp_listen("127.0.0.1", "0", 16);
+    CHECK(*l >= 0);
+    char port[16];
+    io_port_of(*l, port);
+    *c = weft_tcp_connect("127.0.0.1", port);
+    CHECK(*c >= 0);
+    *s = weft_accept(*l, NULL, NULL, 0);
+    CHECK(*s >= 0);
+}
+
+static uint64_t direct_syscalls(void)
+{
+    weft_io_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    CHECK_OK(weft_io_stats_get(&st));
+    return st.direct_syscalls;
+}
+
+typedef struct {
+    int fd;
+    const char *msg;
+    int64_t delay;
+    bool fin;
+} later_arg;
+
+static int send_later(void *arg)
+{
+    later_arg *a = arg;
+    CHECK_OK(weft_sleep(a->delay));
+    if (a->msg)
+        io_send_all(a->fd, a->msg, strlen(a->msg));
+    if (a->fin)
+        CHECK_OK(weft_shutdown(a->fd, SHUT_WR));
+    return 0;
+}
+
+static int recv_one(void *arg)
+{
+    char b[16];
+    CHECK_EQ(weft_recv(*(int *)arg, b, sizeof b, 0), 1);
+    return 0;
+}
+
+static int t_tcp_drained(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    bool ep = strcmp(io_expected_backend(), "epoll") == 0;
+    int l, c, s;
+    char buf[16];
+    weft_nursery *n;
+    /* More data after a short read wakes the next recv, which (epoll)
+     * made no syscall before it parked: the sender's send and its own
+     * successful recv are the only direct syscalls meanwhile. */
+    tcp_pair(&l, &c, &s);
+    io_send_all(s, "a", 1);
+    /* Idle, so that the edge of "a" is harvested now: harvested after the
+     * recv, it would void what that recv learnt (a retry, correctly). */
+    CHECK_OK(weft_sleep(10 * 1000 * 1000));
+    CHECK_EQ(weft_recv(c, buf, sizeof buf, 0), 1);
+    later_arg la = {s, "b", 20 * 1000 * 1000, false};
+    uint64_t d0 = direct_syscalls();
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, send_later, &la));
+    CHECK_EQ(weft_recv(c, buf, sizeof buf, 0), 1);
+    CHECK_EQ(buf[0], 'b');
+    CHECK_OK(weft_nursery_close(n));
+    if (ep)
+        CHECK_EQ(direct_syscalls() - d0, 2);
+    /* Several tasks parked on one drained fd: each message wakes one. */
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, recv_one, &c));
+    CHECK_OK(weft_spawn(n, recv_one, &c));
+    CHECK_OK(weft_sleep(10 * 1000 * 1000));
+    io_send_all(s, "1", 1);
+    CHECK_OK(weft_sleep(10 * 1000 * 1000));
+    io_send_all(s, "2", 1);
+    CHECK_OK(weft_nursery_close(n));
+    /* Data and EOF that came together, the recv parked before them: the
+     * short read that takes the data may take the FIN with it, and the
+     * next recv must still see EOF. */
+    la = (later_arg){s, "xyz", 10 * 1000 * 1000, true};
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, send_later, &la));
+    CHECK_EQ(weft_recv(c, buf, sizeof buf, 0), 3);
+    CHECK_EQ(weft_recv(c, buf, sizeof buf, 0), 0);
+    CHECK_OK(weft_nursery_close(n));
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_close(s));
+    /* The same with data and EOF harvested before the first recv. */
+    CHECK_OK(weft_close(l));
+    tcp_pair(&l, &c, &s);
+    io_send_all(s, "xyz", 3);
+    CHECK_OK(weft_shutdown(s, SHUT_WR));
+    CHECK_OK(weft_sleep(10 * 1000 * 1000));
+    CHECK_EQ(weft_recv(c, buf, sizeof buf, 0), 3);
+    CHECK_EQ(weft_recv(c, buf, sizeof buf, 0), 0);
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_close(s));
+    /* An RST after a short read: the parked recv wakes with ECONNRESET. */
+    CHECK_OK(weft_close(l));
+    tcp_pair(&l, &c, &s);
+    io_send_all(s, "a", 1);
+    CHECK_EQ(weft_recv(c, buf, sizeof buf, 0), 1);
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, recv_reset, &c));
+    CHECK_OK(weft_sleep(10 * 1000 * 1000));
+    struct linger lg = {1, 0};
+    CHECK_OK(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    CHECK_OK(weft_close(s));
+    CHECK_OK(weft_nursery_close(n));
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_close(l));
+    fd_check();
+    return 0;
+}
+
 static int t_bad_input(void *arg)
 {
     (void)arg;
@@ -387,6 +518,7 @@ int main(void)
     RUN(t_unix_msg);
     RUN(t_tcp_echo);
     RUN(t_reset);
+    RUN(t_tcp_drained);
     RUN(t_bad_input);
     printf("io_basic: ok (%s)\n", io_expected_backend());
     return 0;
