@@ -39,15 +39,6 @@ static int poll_waiter(void *arg)
     return 0;
 }
 
-static char *read_all(int fd)
-{
-    static char buf[65536];
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    buf[n > 0 ? n : 0] = 0;
-    return buf;
-}
-
 /* The dump line of the task named name contains want, followed by " for "
  * and a duration. */
 static bool line_shows(const char *out, const char *name, const char *want)
@@ -72,7 +63,7 @@ static bool dump_shows_all(FILE *f)
     CHECK_OK(ftruncate(fileno(f), 0));
     CHECK_EQ(lseek(fileno(f), 0, SEEK_SET), 0);
     weft_dump(fileno(f));
-    char *out = read_all(fileno(f));
+    char *out = test_read_all(fileno(f));
     return line_shows(out, "recv-waiter", want_recv) &&
            line_shows(out, "accept-waiter", want_accept) &&
            line_shows(out, "poll-waiter", want_poll);
@@ -99,7 +90,7 @@ static int root(void *arg)
     FILE *f = tmpfile();
     CHECK(f != NULL);
     CHECK_SOON(dump_shows_all(f));
-    char *out = read_all(fileno(f));
+    char *out = test_read_all(fileno(f));
     fprintf(stderr, "%s", out);
     CHECK(strstr(out, "parked in weft_recv: 1 (longest ") != NULL); /* the totals */
     fclose(f);

@@ -39,22 +39,13 @@ static int middle(void *arg)
     return weft_nursery_close(n);
 }
 
-static char *read_all(int fd)
-{
-    static char buf[65536];
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    buf[n > 0 ? n : 0] = 0;
-    return buf;
-}
-
 /* A dump taken now; true if it shows every task in its expected state. */
 static bool dump_shows_all_parked(FILE *f)
 {
     CHECK_OK(ftruncate(fileno(f), 0));
     CHECK_EQ(lseek(fileno(f), 0, SEEK_SET), 0);
     weft_dump(fileno(f));
-    char *out = read_all(fileno(f));
+    char *out = test_read_all(fileno(f));
     return strstr(out, "\"event-waiter\" parked in event") &&
            strstr(out, "\"chan-reader\" parked in channel receive") &&
            strstr(out, "\"middle\" parked in weft_nursery_close");
@@ -74,7 +65,7 @@ static int root(void *arg)
     FILE *f = tmpfile();
     CHECK(f != NULL);
     CHECK_SOON(dump_shows_all_parked(f));
-    char *out = read_all(fileno(f));
+    char *out = test_read_all(fileno(f));
     fprintf(stderr, "%s", out);
     CHECK(strstr(out, "task 1 \"main\" running") != NULL);
     CHECK(strstr(out, "\"event-waiter\" parked in event") != NULL);
@@ -93,7 +84,7 @@ static int root(void *arg)
      * dumps end with the task tree, so the reader's line is near the end). */
     int64_t give_up = weft_now() + PROMPT_NS;
     for (;;) {
-        out = read_all(fileno(g));
+        out = test_read_all(fileno(g));
         if ((strstr(out, "weft: dump:") && strstr(out, "chan-reader")) || weft_now() > give_up)
             break;
         CHECK_OK(weft_sleep(test_ms(1)));

@@ -197,6 +197,17 @@ static inline char *test_run_in_child(unsigned workers, weft_fn fn, const char *
     return buf;
 }
 
+/* fd's whole contents from its start (at most 64 KiB), NUL-terminated, in
+ * a static buffer: what a dump wrote to a temporary file. */
+static inline char *test_read_all(int fd)
+{
+    static char buf[65536];
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    return buf;
+}
+
 /* The process's resident set in bytes (/proc/self/statm). */
 static inline long test_rss_bytes(void)
 {
