@@ -152,6 +152,7 @@ static void *spare_main(void *arg)
     weft__rt *rt = arg;
     weft__thread_block_sigpipe();
     weft__spare_serve(rt);
+    weft__thread_release();
     return NULL;
 }
 

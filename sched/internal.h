@@ -454,6 +454,14 @@ typedef struct {
     /* A task whose weft_blocking call outlived its worker's hand-off: it
      * switched to this thread's scheduler context, which requeues it. */
     weft__task *handed_task;
+    /* worker.c's thread_prepare: done once per thread, not per worker it drives
+     * (a hand-off moves workers between threads, up to thousands of times
+     * a second under a blocking-heavy load). A fork child inherits all of
+     * it with the forking thread: the mapping, the signal stack setting
+     * and the slack alike. */
+    bool prepared;
+    int old_slack;  /* the thread's timer slack before, restored at release */
+    void *altstack; /* the fault handler's signal stack */
 } weft__thr;
 extern WEFT__HIDDEN WEFT__TLS weft__thr weft__tls_thr;
 
@@ -1076,6 +1084,11 @@ WEFT__HIDDEN void weft__trace_stuck(weft__worker *w, uint64_t task_id, int64_t s
 WEFT__HIDDEN void weft__fault_install(void);
 WEFT__HIDDEN void weft__fault_uninstall(void);
 WEFT__HIDDEN void *weft__fault_thread_init(void);
+/* The per-thread state of a thread that drives workers (worker.c): made on
+ * its first weft__worker_loop, released by weft__thread_release when the
+ * thread is done with the runtime (a worker or spare thread before it
+ * exits; weft_run's caller before it returns). */
+WEFT__HIDDEN void weft__thread_release(void);
 WEFT__HIDDEN void weft__fault_thread_fini(void *mem);
 
 /* ---- sanitizer / debugger hooks (fiber.c) ------------------------------ */

@@ -840,29 +840,51 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
     return busy;
 }
 
-bool weft__worker_loop(weft__worker *w)
+/* Once per OS thread, however many workers it drives over its life. */
+static void thread_prepare(void)
 {
-    weft__tls_worker = w;
-    atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
+    weft__thr *thr = &weft__tls_thr;
+    if (thr->prepared)
+        return;
+    thr->prepared = true;
     /* A parked worker sleeps with its next timer as the futex timeout; the
      * default 50 us timer slack would make every timer fired by an idle
-     * worker that much late. 1 ns: wake on time (restored for the thread
-     * that called weft_run when it returns). */
-    int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+     * worker that much late. 1 ns: wake on time (restored by
+     * weft__thread_release, for the thread that called weft_run). */
+    thr->old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         void *addr;
         size_t size;
         if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-            weft__tls_thr.sched_stack_lo = addr;
-            weft__tls_thr.sched_stack_size = size;
+            thr->sched_stack_lo = addr;
+            thr->sched_stack_size = size;
         }
         pthread_attr_destroy(&attr);
     }
+    thr->altstack = weft__fault_thread_init();
+}
+
+void weft__thread_release(void)
+{
+    weft__thr *thr = &weft__tls_thr;
+    if (!thr->prepared)
+        return;
+    thr->prepared = false;
+    weft__fault_thread_fini(thr->altstack);
+    thr->altstack = NULL;
+    if (thr->old_slack > 0)
+        prctl(PR_SET_TIMERSLACK, (unsigned long)thr->old_slack, 0, 0, 0);
+}
+
+bool weft__worker_loop(weft__worker *w)
+{
+    weft__tls_worker = w;
+    atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
+    thread_prepare();
     weft__tls_thr.sched_tsan_fiber = weft__fiber_current();
     weft__hb_worker_start();
-    void *altstack = weft__fault_thread_init();
     bool spinning = false, handed = false;
     for (;;) {
         weft__task *t = find_runnable(w, &spinning);
@@ -878,9 +900,6 @@ bool weft__worker_loop(weft__worker *w)
     /* TSan: every finished task's fiber happens-before the teardown that
      * follows the join of this thread (weft__fiber_before_slow). */
     weft__hb_acquire(w->rt);
-    weft__fault_thread_fini(altstack);
-    if (old_slack > 0)
-        prctl(PR_SET_TIMERSLACK, (unsigned long)old_slack, 0, 0, 0);
     weft__tls_worker = NULL;
     return handed;
 }
@@ -900,6 +919,7 @@ static void *worker_thread(void *arg)
     weft__thread_block_sigpipe();
     if (weft__worker_loop(w))
         weft__spare_serve(w->rt); /* w went to another thread: be a spare */
+    weft__thread_release();
     return NULL;
 }
 

@@ -581,6 +581,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg)
             if (weft__worker_loop(w0))
                 weft__spare_serve(rt);
             weft__workers_stop(rt);
+            weft__thread_release();
         }
     }
     weft__tls_worker = NULL;
