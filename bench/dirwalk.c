@@ -90,9 +90,6 @@ typedef struct node {
     char **names;
     unsigned char *is_dir;
     size_t n;
-    /* A file's contents. */
-    unsigned char *data;
-    size_t len;
 } node;
 
 static int list_dir(void *arg)
@@ -122,33 +119,56 @@ static int list_dir(void *arg)
     return 0;
 }
 
-static int read_file(void *arg)
+/* A file is read as the sequential loop reads it: in 64 KiB chunks, each
+ * hashed before the next is read, so both walks touch the same amount of
+ * memory. One weft_blocking call per chunk: the first opens the file, and
+ * the one that reaches the end closes it (a file of up to 64 KiB is one
+ * call). */
+#define CHUNK (1 << 16)
+
+typedef struct {
+    const char *path;
+    int fd;
+    bool eof;
+    size_t len;
+    unsigned char *buf;
+} file_read;
+
+static int read_chunk(void *arg)
 {
-    node *nd = arg;
-    int fd = open(nd->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    size_t cap = 1 << 14;
-    nd->data = malloc(cap);
-    ssize_t r;
-    while (nd->data && (r = read(fd, nd->data + nd->len, cap - nd->len)) > 0) {
-        nd->len += (size_t)r;
-        if (nd->len == cap)
-            nd->data = realloc(nd->data, cap *= 2);
+    file_read *f = arg;
+    if (f->fd < 0 && (f->fd = open(f->path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -1;
+    f->len = 0;
+    ssize_t r = 1;
+    while (f->len < CHUNK && (r = read(f->fd, f->buf + f->len, CHUNK - f->len)) > 0)
+        f->len += (size_t)r;
+    if (r <= 0) { /* the end, or an error: either way the last chunk */
+        f->eof = true;
+        close(f->fd);
     }
-    close(fd);
-    return nd->data ? 0 : -1;
+    return 0;
 }
 
 static int file_task(void *arg)
 {
     node *nd = arg;
-    if (weft_blocking(read_file, nd) == 0 && nd->data) {
-        uint64_t h = fnv(nd->data, nd->len, 1469598103934665603ULL);
+    file_read f = {nd->path, -1, false, 0, malloc(CHUNK)};
+    if (!f.buf)
+        abort();
+    uint64_t h = 1469598103934665603ULL;
+    bool opened = false;
+    while (!f.eof && weft_blocking(read_chunk, &f) == 0) {
+        opened = true;
+        h = fnv(f.buf, f.len, h);
+    }
+    if (!f.eof && f.fd >= 0)
+        close(f.fd); /* cancelled between chunks */
+    if (opened) {
         atomic_fetch_add_explicit(&nd->tot->sum, h, memory_order_relaxed);
         atomic_fetch_add_explicit(&nd->tot->files, 1, memory_order_relaxed);
     }
-    free(nd->data);
+    free(f.buf);
     free(nd->path);
     free(nd);
     return 0;
