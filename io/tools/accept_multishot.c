@@ -27,9 +27,12 @@
  * 300 ms warm-up round. Per block: accepts/s, the server thread's CPU
  * (CLOCK_THREAD_CPUTIME_ID) per accept, the process's CPU (getrusage
  * RUSAGE_SELF: clients, io-wq workers if any) per accept, io_uring_enter
- * calls per accept (counted: every submit_and_wait is one enter), other
- * accept-side syscalls per accept (accept4, epoll_wait). Each block is also
- * compared with method a's block of the same round. Bounded: alarm() kills
+ * calls per accept (counted: every submit_and_wait is one enter), all
+ * accept-side syscalls per accept ("sys": io_uring_enter, accept4,
+ * epoll_wait; never the close), the longest time between two turns of the
+ * server loop ("gap"), client stalls per accept. The summary compares each
+ * method with method a in the same round (io/tools/accept_multishot_pool.py
+ * pools several runs' rounds). Bounded: alarm() kills
  * it if it overruns. Not built by CMake (io/README.md, "Kernel features
  * measured", has the figures):
  *   gcc -O2 -Wall io/tools/accept_multishot.c -o /tmp/accept_multishot -luring -lpthread
