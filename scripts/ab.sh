@@ -8,7 +8,9 @@
 # scripts/build.sh). Each round runs, for each tree in turn, yield (pair, 1
 # worker), ping-pong on 1 and 2 workers, spawn+join of 1M tasks on 2
 # workers and the uncontended mutex, once each (0.3 s min time), through
-# bench/gbench2line.sh. Prints each row's medians and new/base. ROUNDS
+# bench/gbench2line.sh; the side that goes first alternates from round to
+# round. AB_ROWS (names, e.g. "spawn_join yield") runs only those rows.
+# Prints each row's medians and new/base. ROUNDS
 # defaults to 10; about 10 s per round on 2 cores. Run it on a quiet
 # machine: both sides share whatever else runs, but noise widens the spread.
 set -euo pipefail
@@ -26,10 +28,17 @@ rows=("bench/bench_switch BM_yield_pair yield"
       "bench/bench_spawn ^BM_spawn_join/2/ spawn_join"
       "bench/bench_sync BM_mutex_uncontended mutex_uncontended")
 for ((i = 1; i <= rounds; i++)); do
-    for side in base new; do
+    # ABBA: the side that goes first alternates, so that whatever the machine
+    # does on a period of about one round does not always hit one side.
+    sides="base new"
+    [ $((i % 2)) = 0 ] && sides="new base"
+    for side in $sides; do
         if [ $side = base ]; then dir=$base; else dir=$new; fi
         for row in "${rows[@]}"; do
             read -r bin filter name <<<"$row"
+            if [ -n "${AB_ROWS:-}" ] && [[ " $AB_ROWS " != *" $name "* ]]; then
+                continue
+            fi
             v=$(cd "$dir" && bench/gbench2line.sh "$bin" "$filter" "$name" 2>/dev/null |
                 awk '/^BENCH/{print $3; exit}')
             printf '%s\t%s\t%s\n' "$side" "$name" "${v:-}" >>"$out"
