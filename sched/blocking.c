@@ -48,6 +48,9 @@ typedef struct {
     unsigned nthreads; /* started so far */
     pthread_t *threads;
     bool stop;
+    /* A call to watch (weft__blocking_watch), for the first idle spare. */
+    weft__worker *watch_w;
+    uint64_t watch_call;
     atomic_uint handed_calls; /* calls still running on threads that lost their worker */
 } spares;
 
@@ -131,12 +134,32 @@ void weft__spare_serve(weft__rt *rt)
     spares *p = sp_of(rt);
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->nassign == 0 && !p->stop)
+        while (p->nassign == 0 && !p->watch_w && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
-        if (p->nassign == 0)
+        weft__worker *w;
+        if (p->nassign) {
+            w = p->assign[--p->nassign];
+            p->idle--;
+        } else if (p->watch_w && !p->stop) {
+            /* Watch a young call that holds up work: take its worker
+             * ourselves if it lasts, one wake-up sooner than the monitor's
+             * look and its wake-up of a spare would. */
+            w = p->watch_w;
+            uint64_t call = p->watch_call;
+            p->watch_w = NULL;
+            p->idle--;
+            pthread_mutex_unlock(&p->mu);
+            bool took = weft__handoff_take(rt, w, call);
+            if (took)
+                atomic_fetch_add_explicit(&p->handed_calls, 1, memory_order_relaxed);
+            pthread_mutex_lock(&p->mu);
+            if (!took) {
+                p->idle++;
+                continue;
+            }
+        } else {
             break; /* stop */
-        weft__worker *w = p->assign[--p->nassign];
-        p->idle--;
+        }
         pthread_mutex_unlock(&p->mu);
         bool handed = weft__worker_loop(w);
         pthread_mutex_lock(&p->mu);
@@ -191,6 +214,22 @@ bool weft__blocking_handoff(weft__rt *rt, weft__worker *w, uint64_t seen)
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return true;
+}
+
+bool weft__blocking_watch(weft__rt *rt, weft__worker *w, uint64_t call)
+{
+    spares *p = sp_of(rt);
+    pthread_mutex_lock(&p->mu);
+    /* Only a spare that nothing else needs: one still owed to a handed-off
+     * worker is not free. One watch at a time; the monitor covers the rest. */
+    bool ok = !p->stop && !p->watch_w && p->idle > p->nassign;
+    if (ok) {
+        p->watch_w = w;
+        p->watch_call = call;
+        pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return ok;
 }
 
 void weft__blocking_handed_done(weft__rt *rt)
@@ -264,8 +303,17 @@ int weft_blocking(weft_fn fn, void *arg)
          * sleep longer than its fast look, once per sleep). */
         weft__wake_idle(rt);
         if (WEFT__UNLIKELY(atomic_load_explicit(&weft__monitor_napping, memory_order_relaxed)) &&
-            atomic_exchange(&weft__monitor_napping, false) && weft__monitor_poke)
-            weft__monitor_poke();
+            atomic_exchange(&weft__monitor_napping, false)) {
+            /* An idle spare watches the call and takes the worker itself
+             * if the call lasts: one wake-up in the way of the queued work
+             * instead of two (the monitor's, then a spare's). The monitor
+             * is poked as well: its looks go on as before (every 50 us
+             * while a call holds up work), and whichever of the two takes
+             * the worker first does (one CAS decides). */
+            weft__blocking_watch(rt, w, in_call);
+            if (weft__monitor_poke)
+                weft__monitor_poke();
+        }
     }
     if (WEFT__UNLIKELY(weft__asan_fibers))
         weft__fiber_native_enter(t);

@@ -1012,6 +1012,16 @@ WEFT__HIDDEN bool weft__blocking_busy(weft__rt *rt, unsigned *threads);
  * look (seq as it saw it then) and has work waiting: give w's queues to
  * another thread. false if no thread could be had or the call ended. */
 WEFT__HIDDEN bool weft__blocking_handoff(weft__rt *rt, weft__worker *w, uint64_t seen);
+/* weft_blocking, for a call that begins with work waiting behind it while
+ * the monitor naps (so at most once per nap): asks an idle spare to watch
+ * the call (and to take the worker once it is HANDOFF_AFTER_NS old).
+ * false: no spare is free to watch; the monitor's look covers it. */
+WEFT__HIDDEN bool weft__blocking_watch(weft__rt *rt, weft__worker *w, uint64_t call);
+/* worker.c: waits until the call `call` on w is HANDOFF_AFTER_NS old
+ * (spinning) and takes w from it, as the monitor does (the same CAS on
+ * w->bcall). true: the calling thread now drives w. false: the call ended,
+ * the work went elsewhere, or someone else took w. */
+WEFT__HIDDEN bool weft__handoff_take(weft__rt *rt, weft__worker *w, uint64_t call);
 /* A call that outlived its worker's hand-off has been requeued. */
 WEFT__HIDDEN void weft__blocking_handed_done(weft__rt *rt);
 /* The thread that called weft_run, after its worker was handed off: serve

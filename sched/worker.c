@@ -769,6 +769,26 @@ static bool handoff_wanted(weft__rt *rt, weft__worker *w, int64_t now)
            atomic_load_explicit(&rt->nparked, memory_order_relaxed) == 0;
 }
 
+bool weft__handoff_take(weft__rt *rt, weft__worker *w, uint64_t call)
+{
+    for (;;) {
+        if (atomic_load_explicit(&w->bcall, memory_order_acquire) != call)
+            return false; /* over (or taken) already */
+        int64_t age = (int64_t)(weft__ticks() -
+                                atomic_load_explicit(&w->bcall_t0, memory_order_relaxed));
+        if (age < 0 || weft__ticks_to_ns(rt, (uint64_t)age) >= HANDOFF_AFTER_NS)
+            break;
+        weft__cpu_relax();
+    }
+    if (!handoff_wanted(rt, w, weft__now()))
+        return false; /* an idle worker took the work meanwhile */
+    uint64_t handed = (call & ~(uint64_t)3) | WEFT__BC_HANDED;
+    /* acq_rel, as in weft__blocking_handoff: w's owner-private state is
+     * this thread's now. */
+    return atomic_compare_exchange_strong_explicit(&w->bcall, &call, handed, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+
 bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
 {
     bool busy = false;

@@ -87,6 +87,54 @@ static int all_workers_in_calls(void *arg)
     return 0;
 }
 
+/* Hand-offs in a row, 1 worker: each round queues a child behind a call
+ * that lasts until the child has run, then sleeps (so the monitor naps and
+ * the next call asks a spare to watch it, blocking.c). Conservation: every
+ * child runs exactly once, inside its own call; liveness: no call waits
+ * out its 10 s bound. The rounds alternate the threads that drive the
+ * worker, the spares that watch and the monitor's own hand-offs. */
+#define HANDOFF_ROUNDS 200
+static atomic_int child_runs, calls_seen_child;
+
+static int handoff_child(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+    atomic_fetch_add(&child_runs, 1);
+    return 0;
+}
+
+static int wait_for_child(void *arg)
+{
+    int64_t give_up = weft_now() + 10 * (int64_t)1000000000;
+    while (!atomic_load((atomic_int *)arg) && weft_now() < give_up) {
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load((atomic_int *)arg))
+        atomic_fetch_add(&calls_seen_child, 1);
+    return 0;
+}
+
+static int handoffs_in_a_row(void *arg)
+{
+    (void)arg;
+    atomic_store(&child_runs, 0);
+    atomic_store(&calls_seen_child, 0);
+    for (int i = 0; i < HANDOFF_ROUNDS; i++) {
+        atomic_int ran = 0;
+        weft_nursery *n;
+        CHECK_OK(weft_nursery_open(&n));
+        CHECK_OK(weft_spawn(n, handoff_child, &ran));
+        CHECK_OK(weft_blocking(wait_for_child, &ran));
+        CHECK_OK(weft_nursery_close(n));
+        CHECK_EQ(atomic_load(&ran), 1);
+        CHECK_OK(weft_sleep((i % 4) * 1000000)); /* 0-3 ms: naps of every length */
+    }
+    CHECK_EQ(atomic_load(&child_runs), HANDOFF_ROUNDS);
+    CHECK_EQ(atomic_load(&calls_seen_child), HANDOFF_ROUNDS);
+    return 0;
+}
+
 /* A pinned task's worker is never handed off: its call runs on its own
  * thread, it resumes there, and the task queued behind it on its only
  * worker waits for the call (API.md). */
@@ -253,6 +301,7 @@ int main(void)
     CHECK_EQ(weft_blocking(NULL, NULL), -EINVAL);
     CHECK_OK(test_run(1, keeps_workers_free, NULL));
     CHECK_OK(test_run(2, all_workers_in_calls, NULL));
+    CHECK_OK(test_run(1, handoffs_in_a_row, NULL));
     CHECK_OK(test_run(1, pinned_caller, NULL));
     weft_config cfg;
     memset(&cfg, 0, sizeof cfg);
