@@ -36,8 +36,9 @@
  * handoff Work queued behind a long weft_blocking call: N times (after 20
  *        unrecorded ones, 2 ms apart), a task spawns a child onto its worker
  *        and calls weft_blocking with a body that polls (20 us sleeps, at
- *        most 100 ms) until that child has run. The delay is from the body's
- *        start to the child's first instruction (0 if the child ran first):
+ *        most 100 ms) until that child has run. The delay is from the call
+ *        (stamped just before weft_blocking, as the Go peer stamps before
+ *        its syscall loop) to the child's first instruction:
  *        on 1 worker, the time the monitor takes to hand the worker's queue
  *        to another thread; on 2, an idle worker's steal. The promise: within
  *        1 ms (p99). N = 300 (50 quick).
@@ -464,7 +465,6 @@ static int probe_task(void *arg)
 static int held_call(void *arg)
 {
     (void)arg;
-    atomic_store(&call_t0, weft_now());
     int64_t give_up = weft_now() + 100 * MS;
     while (!atomic_load(&probe_task_ran) && weft_now() < give_up) {
         struct timespec ts = {0, 20 * US};
@@ -485,6 +485,9 @@ static int handoff_root(void *arg)
         atomic_store(&probe_task_ran, 0);
         /* Queued on this worker, then the call holds the worker's thread. */
         rc = (weft_spawn)(n, probe_task, NULL);
+        /* From the call (as the Go peer stamps before its syscall loop):
+         * what weft_blocking does before the body runs counts. */
+        atomic_store(&call_t0, weft_now());
         if (rc == 0)
             rc = weft_blocking(held_call, NULL);
         int rc2 = weft_nursery_close(n);
