@@ -173,10 +173,10 @@ WEFT_API const char *weft_task_name(void);
  * plain thread: weft_in_task() is false inside, and weft_cancelled()
  * reports the calling task's state so a long fn can stop early. It runs on
  * the calling worker's own thread, so a short call costs about a function
- * call; if it lasts (about half a millisecond) while other work waits on
- * that worker, the worker's queues and timers move to another thread (at
- * most weft_config.blocking_threads such threads), like Go's syscall
- * hand-off. A pinned task's worker is never handed off: tasks pinned there
+ * call; if it lasts (from 20 us on; within about a millisecond) while
+ * other work waits on that worker, the worker's queues and timers move to
+ * another thread (at most weft_config.blocking_threads such threads), like
+ * Go's syscall hand-off. A pinned task's worker is never handed off: tasks pinned there
  * wait for the call. Called with the task already cancelled: fn never runs
  * and the call returns -ECANCELED; once fn started, the call always waits
  * for it. Outside a task fn runs inline.

@@ -17,7 +17,11 @@
  *    worker takes), and when it finds a call 20 us old with work waiting
  *    (a younger one it waits out, spinning, unless the call ends first),
  *    it hands the worker to another OS thread: an idle spare, or a new one
- *    within the cap (weft_config.blocking_threads). One CAS on
+ *    within the cap (weft_config.blocking_threads). A call that starts
+ *    with work waiting while the monitor naps also asks an idle spare to
+ *    watch it (weft__blocking_watch): the spare takes the worker itself
+ *    once the call is 20 us old, one thread wake-up after the call began
+ *    instead of two (the monitor's, then the spare's). One CAS on
  *    w->bcall (IN_CALL -> HANDED) decides against the caller's own CAS
  *    (IN_CALL -> IDLE) when fn returns, so exactly one side keeps w.
  *  - a caller that lost w finishes its call off the worker: the task
