@@ -133,7 +133,7 @@ bool weft__blocking_busy(weft__rt *rt, unsigned *threads)
 /* A spare: waits for a handed-off worker and drives it; when that worker is
  * handed away from this thread in turn, waits again. Returns when the run
  * ends. */
-void weft__spare_serve(weft__rt *rt)
+static void serve(weft__rt *rt)
 {
     spares *p = sp_of(rt);
     pthread_mutex_lock(&p->mu);
@@ -174,11 +174,23 @@ void weft__spare_serve(weft__rt *rt)
     pthread_mutex_unlock(&p->mu);
 }
 
+void weft__spare_serve(weft__rt *rt)
+{
+    /* A thread that lost its worker joins the spares: counted as idle, as
+     * a spare that lost one is (serve) and a new one is from its start
+     * (weft__blocking_handoff), so that a watch or a hand-off finds it. */
+    spares *p = sp_of(rt);
+    pthread_mutex_lock(&p->mu);
+    p->idle++;
+    pthread_mutex_unlock(&p->mu);
+    serve(rt);
+}
+
 static void *spare_main(void *arg)
 {
     weft__rt *rt = arg;
     weft__thread_block_sigpipe();
-    weft__spare_serve(rt);
+    serve(rt);
     weft__thread_release();
     return NULL;
 }

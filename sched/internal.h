@@ -1024,8 +1024,8 @@ WEFT__HIDDEN bool weft__blocking_watch(weft__rt *rt, weft__worker *w, uint64_t c
 WEFT__HIDDEN bool weft__handoff_take(weft__rt *rt, weft__worker *w, uint64_t call);
 /* A call that outlived its worker's hand-off has been requeued. */
 WEFT__HIDDEN void weft__blocking_handed_done(weft__rt *rt);
-/* The thread that called weft_run, after its worker was handed off: serve
- * as a spare thread until the run ends. */
+/* A thread whose worker was handed off (a worker's own thread, or the one
+ * that called weft_run): serve as a spare thread until the run ends. */
 WEFT__HIDDEN void weft__spare_serve(weft__rt *rt);
 /* The run is ending: spare threads leave; joins every thread weft started
  * for hand-offs. */
