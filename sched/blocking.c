@@ -333,7 +333,13 @@ int weft_blocking(weft_fn fn, void *arg)
     }
     if (WEFT__UNLIKELY(weft__asan_fibers))
         weft__fiber_native_enter(t);
+    /* TSan: every call on this thread's stack happens-before the next one
+     * there, whichever tasks make them (as a task stack's reuse is
+     * ordered, in after_switch and weft__stack_get); consecutive tasks on
+     * a worker are not ordered otherwise (fiber.c). */
+    weft__hb_acquire(&weft__tls_thr);
     weft__call_on_stack(on_native_stack, &c, top);
+    weft__hb_release(&weft__tls_thr);
     if (WEFT__UNLIKELY(weft__asan_fibers))
         weft__fiber_native_left(t);
     weft__tls_blocking_for = NULL;
