@@ -39,8 +39,9 @@
  *        most 100 ms) until that child has run. The delay is from the call
  *        (stamped just before weft_blocking, as the Go peer stamps before
  *        its syscall loop) to the child's first instruction:
- *        on 1 worker, the time the monitor takes to hand the worker's queue
- *        to another thread; on 2, an idle worker's steal. The promise: within
+ *        on 1 worker, the time a spare watching the call (or the monitor)
+ *        takes to hand the worker's queue to another thread; on 2, an idle
+ *        worker's steal. The promise: within
  *        1 ms (p99). N = 300 (50 quick).
  *        BENCH handoff_delay_p50_<W>w / handoff_delay_p99_<W>w, us.
  *
