@@ -64,9 +64,9 @@
 #define UD_ACCEPT 1
 #define UD_CANCEL 2
 
-static const char *mname[M] = {
-    "a single-shot, 1 in flight (weft today)", "b single-shot, N in flight",
-    "c multishot accept", "d blocking accept4", "e epoll ET + accept4 to EAGAIN"};
+static const char *mname[M] = {"a single-shot, 1 in flight (weft today)",
+                               "b single-shot, N in flight", "c multishot accept",
+                               "d blocking accept4", "e epoll ET + accept4 to EAGAIN"};
 
 static int rounds = 6, block_ms = 1000, ninflight = 8, maxq = 512, write1;
 static int lfd;
@@ -294,7 +294,8 @@ static int run_round(int r, int bms, int record)
         int m = (k + r) % M; /* rotate the order every round */
         got = enters = sysc = errs = rearms = maxgap = 0;
         long s0 = atomic_load(&stalls);
-        int64_t w0 = prev_t = now(CLOCK_MONOTONIC), c0 = now(CLOCK_THREAD_CPUTIME_ID), p0 = proc_cpu();
+        int64_t w0 = prev_t = now(CLOCK_MONOTONIC), c0 = now(CLOCK_THREAD_CPUTIME_ID),
+                p0 = proc_cpu();
         int64_t until = w0 + (int64_t)bms * 1000000;
         if (m <= 2)
             uring_method(m, until);
@@ -321,8 +322,7 @@ static int run_round(int r, int bms, int record)
         printf("  round %d %-38s %8ld acc %8.0f/s  srv %6.2f us  proc %6.2f us  enter %.3f  "
                "sys %.3f  gap %.2f ms  stalls %.3f%s",
                r, mname[m], got, b->rate, b->cpu_us, b->proc_us, b->enters, b->sys, b->gap_ms,
-               b->stalls,
-               errs ? "" : "\n");
+               b->stalls, errs ? "" : "\n");
         if (errs)
             printf("  errors %ld\n", errs);
         if (m == 2 && rearms)
@@ -356,8 +356,7 @@ static double stat3(double *v, int n, double *lo, double *hi)
 static void summary(int nc)
 {
     double v[MAXR], lo, hi, med;
-    printf("\nclients %d, %d rounds x %d ms; median [min-max] over rounds\n", nc, rounds,
-           block_ms);
+    printf("\nclients %d, %d rounds x %d ms; median [min-max] over rounds\n", nc, rounds, block_ms);
     printf("%-38s | %-24s | %-20s | %-20s | %-6s | %-6s | %-10s | %s\n", "method", "accepts/s",
            "server CPU us/acc", "process CPU us/acc", "enter", "sys", "max gap ms",
            "vs a, same round: srv CPU ratio (rounds lower), rate ratio");
@@ -435,10 +434,9 @@ static void probe(void)
     getrlimit(RLIMIT_NOFILE, &rl);
     printf("kernel %s, liburing 2.3 headers; ring flags CQSIZE|CLAMP%s, sq %u cq %u; "
            "features EXT_ARG %d NODROP %d FAST_POLL %d POLL_32BITS %d\n",
-           u.release, ring_flags & IORING_SETUP_COOP_TASKRUN ? "|COOP_TASKRUN" : "",
-           p.sq_entries, p.cq_entries, !!(p.features & IORING_FEAT_EXT_ARG),
-           !!(p.features & IORING_FEAT_NODROP), !!(p.features & IORING_FEAT_FAST_POLL),
-           !!(p.features & IORING_FEAT_POLL_32BITS));
+           u.release, ring_flags & IORING_SETUP_COOP_TASKRUN ? "|COOP_TASKRUN" : "", p.sq_entries,
+           p.cq_entries, !!(p.features & IORING_FEAT_EXT_ARG), !!(p.features & IORING_FEAT_NODROP),
+           !!(p.features & IORING_FEAT_FAST_POLL), !!(p.features & IORING_FEAT_POLL_32BITS));
     struct io_uring_probe *pr = io_uring_get_probe_ring(&ring);
     printf("opcodes: ACCEPT %d ASYNC_CANCEL %d CLOSE %d SOCKET %d; ",
            pr && io_uring_opcode_supported(pr, IORING_OP_ACCEPT),
@@ -457,8 +455,8 @@ static void probe(void)
     struct io_uring_cqe *cqe;
     io_uring_wait_cqe(&ring, &cqe);
     int ok = cqe->res >= 0 && (cqe->flags & IORING_CQE_F_MORE);
-    printf("multishot accept: %s (res %d, F_MORE %d)\n", ok ? "works" : "NOT SUPPORTED",
-           cqe->res, !!(cqe->flags & IORING_CQE_F_MORE));
+    printf("multishot accept: %s (res %d, F_MORE %d)\n", ok ? "works" : "NOT SUPPORTED", cqe->res,
+           !!(cqe->flags & IORING_CQE_F_MORE));
     if (cqe->res >= 0)
         close(cqe->res);
     io_uring_cqe_seen(&ring, cqe);
@@ -477,8 +475,8 @@ static void probe(void)
     }
     printf("somaxconn %d, RLIMIT_NOFILE %ld/%ld; clients: IP_BIND_ADDRESS_NO_PORT from "
            "127.0.0.(2+i), SO_LINGER {1,0} (RST close), %s; MAXQ %d, NINFLIGHT %d\n",
-           smc, (long)rl.rlim_cur, (long)rl.rlim_max, write1 ? "write 1 byte" : "no write",
-           maxq, ninflight);
+           smc, (long)rl.rlim_cur, (long)rl.rlim_max, write1 ? "write 1 byte" : "no write", maxq,
+           ninflight);
 }
 
 static int env_int(const char *k, int d)
