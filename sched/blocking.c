@@ -217,11 +217,7 @@ bool weft__blocking_handoff(weft__rt *rt, weft__worker *w, uint64_t seen)
         p->nthreads++;
         p->idle++;
     }
-    uint64_t handed = (seen & ~(uint64_t)3) | WEFT__BC_HANDED;
-    /* acq_rel: w's owner-private state, written by its old thread before
-     * the call began (the release store of IN_CALL), is the new thread's. */
-    if (!atomic_compare_exchange_strong_explicit(&w->bcall, &seen, handed, memory_order_acq_rel,
-                                                 memory_order_relaxed)) {
+    if (!weft__bcall_hand(w, seen)) {
         pthread_mutex_unlock(&p->mu);
         return false;
     }

@@ -1022,6 +1022,17 @@ WEFT__HIDDEN bool weft__blocking_watch(weft__rt *rt, weft__worker *w, uint64_t c
  * w->bcall). true: the calling thread now drives w. false: the call ended,
  * the work went elsewhere, or someone else took w. */
 WEFT__HIDDEN bool weft__handoff_take(weft__rt *rt, weft__worker *w, uint64_t call);
+/* The one CAS that takes w from its call `call` (IN_CALL -> HANDED), for
+ * the monitor's hand-off and a watching spare alike; it decides against the
+ * caller's own CAS when fn returns. acq_rel: w's owner-private state,
+ * written by its old thread before the call began (the release store of
+ * IN_CALL), is the taker's. */
+static inline bool weft__bcall_hand(weft__worker *w, uint64_t call)
+{
+    uint64_t handed = (call & ~(uint64_t)3) | WEFT__BC_HANDED;
+    return atomic_compare_exchange_strong_explicit(&w->bcall, &call, handed, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
 /* A call that outlived its worker's hand-off has been requeued. */
 WEFT__HIDDEN void weft__blocking_handed_done(weft__rt *rt);
 /* A thread whose worker was handed off (a worker's own thread, or the one

@@ -769,24 +769,29 @@ static bool handoff_wanted(weft__rt *rt, weft__worker *w, int64_t now)
            atomic_load_explicit(&rt->nparked, memory_order_relaxed) == 0;
 }
 
-bool weft__handoff_take(weft__rt *rt, weft__worker *w, uint64_t call)
+/* Spins until the call `call` on w is HANDOFF_AFTER_NS old (true), or it
+ * ended or was taken meanwhile (false). The monitor's look and a watching
+ * spare wait out a young call the same way. */
+static bool call_aged(weft__rt *rt, weft__worker *w, uint64_t call)
 {
     for (;;) {
         if (atomic_load_explicit(&w->bcall, memory_order_acquire) != call)
-            return false; /* over (or taken) already */
+            return false;
         int64_t age = (int64_t)(weft__ticks() -
                                 atomic_load_explicit(&w->bcall_t0, memory_order_relaxed));
         if (age < 0 || weft__ticks_to_ns(rt, (uint64_t)age) >= HANDOFF_AFTER_NS)
-            break;
+            return true;
         weft__cpu_relax();
     }
+}
+
+bool weft__handoff_take(weft__rt *rt, weft__worker *w, uint64_t call)
+{
+    if (!call_aged(rt, w, call))
+        return false;
     if (!handoff_wanted(rt, w, weft__now()))
         return false; /* an idle worker took the work meanwhile */
-    uint64_t handed = (call & ~(uint64_t)3) | WEFT__BC_HANDED;
-    /* acq_rel, as in weft__blocking_handoff: w's owner-private state is
-     * this thread's now. */
-    return atomic_compare_exchange_strong_explicit(&w->bcall, &call, handed, memory_order_acq_rel,
-                                                   memory_order_relaxed);
+    return weft__bcall_hand(w, call);
 }
 
 bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
@@ -812,18 +817,8 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
              * rather than in one more sleep, whose wake-up costs this VM
              * 50 us to milliseconds. Most calls end first (the wait ends
              * with them); at most HANDOFF_AFTER_NS per look. */
-            for (;;) {
-                int64_t age = (int64_t)(weft__ticks() -
-                                        atomic_load_explicit(&w->bcall_t0, memory_order_relaxed));
-                if (bc == last_bc[i] || age < 0 ||
-                    weft__ticks_to_ns(rt, (uint64_t)age) >= HANDOFF_AFTER_NS) {
-                    weft__blocking_handoff(rt, w, bc);
-                    break;
-                }
-                if (atomic_load_explicit(&w->bcall, memory_order_relaxed) != bc)
-                    break;
-                weft__cpu_relax();
-            }
+            if (bc == last_bc[i] || call_aged(rt, w, bc))
+                weft__blocking_handoff(rt, w, bc);
         }
         last_bc[i] = bc;
         uint64_t sw = atomic_load_explicit(&w->ctr.v[WEFT__CTR_INDEX(context_switches)],
