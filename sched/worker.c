@@ -898,6 +898,11 @@ bool weft__worker_loop(weft__worker *w)
     weft__tls_worker = w;
     atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
     thread_prepare();
+    /* TSan: what this thread wrote to its own stack so far (TSan's own
+     * stack initialisation at thread start, the frames of weft_run's
+     * caller) happens-before a weft_blocking call that a task, maybe one
+     * made on another thread, runs there (acquired in weft_blocking). */
+    weft__hb_release(&weft__tls_thr);
     weft__tls_thr.sched_tsan_fiber = weft__fiber_current();
     weft__hb_worker_start();
     bool spinning = false, handed = false;
