@@ -259,7 +259,8 @@ static void dump_nursery(weft__walker *w, weft__nursery *n, int depth)
     c->nurseries++;
     unsigned unstarted = 0;
     for (weft__task *u = n->unstarted; u; u = u->sib_next)
-        unstarted++;
+        if (!(atomic_load_explicit(&u->life, memory_order_relaxed) & L_CLAIMED))
+            unstarted++;
     indent(b, depth);
     out(b, "%s %p: %u children (%u not started yet)%s%s\n", n->is_root ? "root nursery" : "nursery",
         (void *)n, n->nchildren, unstarted,

@@ -19,8 +19,10 @@
 struct weft__nursery {
     weft__scope scope; /* S_NURSERY; owner = the opener */
     weft__spin lock;
-    weft__task *unstarted; /* spawned, not yet claimed (sib list) */
-    weft__task *running;   /* started children (sib list) */
+    weft__task *unstarted; /* spawned children (sib list); the claimed ones
+                              (L_CLAIMED) among them have started */
+    weft__task *running;   /* started children moved off unstarted, and
+                              those weft_nursery_start started (sib list) */
     unsigned nchildren;    /* unstarted + running + being started */
     int first_failure;     /* 0 until a child fails */
     unsigned failures_reported;

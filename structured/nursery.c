@@ -4,7 +4,10 @@
  * A nursery is a cancel scope (the first member) plus its children. Spawned
  * children start on `unstarted` (and in the spawning worker's deque);
  * whoever claims one (a worker taking its deque entry, or the parent in close
- * running it inline) moves it to `running`. close parks until nchildren
+ * running it inline) sets L_CLAIMED in its life word, without n->lock; a
+ * claimed child left on `unstarted` counts as started (the cancel walk
+ * visits it) and moves to `running` when close's claim passes it. Children
+ * that weft_nursery_start starts go on `running`. close parks until nchildren
  * drops to zero; while it waits, it first takes its newest child back from
  * its worker's deque (no entry left behind) or else claims any unstarted
  * child (its entry becomes a tombstone), and runs it inline: as part of
@@ -50,13 +53,12 @@ static void on_started_running(weft__task *t)
     weft__nursery *n = t->nursery;
     if (!n)
         return;
-    if (t->in_unstarted) {
-        weft__spin_lock(&n->lock);
-        list_del(&n->unstarted, t);
-        t->in_unstarted = false;
-        list_add(&n->running, t);
-        weft__spin_unlock(&n->lock);
-    }
+    /* A spawned child stays on n->unstarted: its claim (L_CLAIMED, set
+     * before this) is what tells it started, to the cancel walk and to
+     * claim_unstarted, which moves it to n->running when it passes it. No
+     * n->lock round here: a spawn+join takes n->lock twice (spawn, done),
+     * not three times, and the third was usually on the stealing worker,
+     * pulling n's line across. */
     if (t->starter) {
         /* Being started: it hangs off its starter until weft_task_started. */
         weft__task *s = t->starter;
@@ -148,7 +150,12 @@ static void on_task_done(weft__task *t, int result)
             weft__scope_cancel(&n->scope);
     }
     weft__spin_lock(&n->lock);
-    list_del(&n->running, t);
+    if (t->in_unstarted) {
+        list_del(&n->unstarted, t);
+        t->in_unstarted = false;
+    } else {
+        list_del(&n->running, t);
+    }
 account:
     if (--n->nchildren == 0) {
         if (n->closer) {
@@ -546,19 +553,28 @@ void weft_nursery_set_deadline(weft_nursery *pub, int64_t deadline)
 
 /* Claims one unstarted child that may run inline here, or NULL; *none
  * says n had no children left at all (close is done: one lock round fewer
- * per close, which fork-join pays per nursery). */
+ * per close, which fork-join pays per nursery). Children it finds claimed
+ * by a worker meanwhile move to n->running on the way, so each is passed
+ * over at most once. */
 static weft__task *claim_unstarted(weft__nursery *n, weft__worker *w, bool *none)
 {
     weft__spin_lock(&n->lock);
     *none = n->nchildren == 0;
-    for (weft__task *c = n->unstarted; c; c = c->sib_next) {
-        if (c->pin_home && c->pin_home != w)
-            continue;
-        unsigned prev = atomic_fetch_or_explicit(&c->life, L_CLAIMED, memory_order_acq_rel);
-        if (prev & L_CLAIMED)
-            continue; /* a worker took it; it will move it to running */
-        weft__spin_unlock(&n->lock);
-        return c;
+    for (weft__task *c = n->unstarted, *next; c; c = next) {
+        next = c->sib_next;
+        if (!(atomic_load_explicit(&c->life, memory_order_relaxed) & L_CLAIMED)) {
+            if (c->pin_home && c->pin_home != w)
+                continue;
+            unsigned prev = atomic_fetch_or_explicit(&c->life, L_CLAIMED, memory_order_acq_rel);
+            if (!(prev & L_CLAIMED)) {
+                weft__spin_unlock(&n->lock);
+                return c; /* runs inline; it leaves n->unstarted when done */
+            }
+        }
+        /* A worker took it: it has started. */
+        list_del(&n->unstarted, c);
+        c->in_unstarted = false;
+        list_add(&n->running, c);
     }
     weft__spin_unlock(&n->lock);
     return NULL;
