@@ -63,17 +63,43 @@ static void slab_new(weft__worker *w)
     w->tcb_cache_n += SLAB_TASKS;
 }
 
+/* The shared free list (rt->tcb_global) is a list of batches: the blocks
+ * of a batch are linked through t->next, and its first block holds the
+ * link to the next batch and the batch's length. Free blocks are scratch
+ * from ctx on (weft__task_alloc clears it), so two fields there serve. */
+#define BATCH_NEXT(t) ((t)->sib_prev)
+#define BATCH_N(t) ((t)->result)
+
+static void batch_push(weft__rt *rt, weft__task *head, int n)
+{
+    BATCH_N(head) = n;
+    pthread_mutex_lock(&rt->pool_lock);
+    BATCH_NEXT(head) = rt->tcb_global;
+    rt->tcb_global = head;
+    pthread_mutex_unlock(&rt->pool_lock);
+}
+
+/* Asks for the lines of a free block that weft__task_alloc writes. */
+static inline void prefetch_block(const weft__task *t)
+{
+    const char *p = (const char *)t;
+    for (size_t off = 0; off < sizeof *t; off += WEFT__CACHELINE)
+        __builtin_prefetch(p + off, 1);
+}
+
 weft__task *weft__task_alloc(weft__worker *w)
 {
     if (WEFT__UNLIKELY(!w->tcb_cache)) {
+        /* One batch of the shared list, taken whole: no walk of its blocks
+         * under the lock. They were mostly freed on another worker, so
+         * each would be a cache miss there, one after another. */
         weft__rt *rt = w->rt;
         pthread_mutex_lock(&rt->pool_lock);
-        for (int i = 0; i < TCB_CACHE_MAX / 2 && rt->tcb_global; i++) {
-            weft__task *t = rt->tcb_global;
-            rt->tcb_global = t->next;
-            t->next = w->tcb_cache;
-            w->tcb_cache = t;
-            w->tcb_cache_n++;
+        weft__task *b = rt->tcb_global;
+        if (b) {
+            rt->tcb_global = BATCH_NEXT(b);
+            w->tcb_cache = b;
+            w->tcb_cache_n = (unsigned)BATCH_N(b);
         }
         pthread_mutex_unlock(&rt->pool_lock);
         if (!w->tcb_cache)
@@ -84,6 +110,10 @@ weft__task *weft__task_alloc(weft__worker *w)
     weft__task *t = w->tcb_cache;
     w->tcb_cache = t->next;
     w->tcb_cache_n--;
+    /* The next block's lines are coming while this spawn goes on: after a
+     * refill they are on the worker that freed them. */
+    if (w->tcb_cache)
+        prefetch_block(w->tcb_cache);
     /* TSan: the record's last user happens-before its reuse (tcb_free). */
     weft__hb_acquire(t);
     /* The atomics at the front are reset one by one (other threads may read
@@ -127,24 +157,19 @@ static void tcb_free(weft__task *t)
         w->tcb_cache = t;
         if (++w->tcb_cache_n <= TCB_CACHE_MAX)
             return;
-        /* Hand half back to the shared list. */
+        /* Hand half back to the shared list, as one batch (this worker's
+         * own recent frees: the walk stays in its cache). */
         weft__task *head = w->tcb_cache, *p = head;
         for (int i = 1; i < TCB_CACHE_MAX / 2; i++)
             p = p->next;
         w->tcb_cache = p->next;
         w->tcb_cache_n -= TCB_CACHE_MAX / 2;
-        weft__rt *rt = w->rt;
-        pthread_mutex_lock(&rt->pool_lock);
-        p->next = rt->tcb_global;
-        rt->tcb_global = head;
-        pthread_mutex_unlock(&rt->pool_lock);
+        p->next = NULL;
+        batch_push(w->rt, head, TCB_CACHE_MAX / 2);
         return;
     }
-    weft__rt *rt = atomic_load_explicit(&weft__g_rt, memory_order_acquire);
-    pthread_mutex_lock(&rt->pool_lock);
-    t->next = rt->tcb_global;
-    rt->tcb_global = t;
-    pthread_mutex_unlock(&rt->pool_lock);
+    t->next = NULL;
+    batch_push(atomic_load_explicit(&weft__g_rt, memory_order_acquire), t, 1);
 }
 
 void weft__task_release(weft__task *t, unsigned bit)
