@@ -543,6 +543,13 @@ struct weft__worker {
                               (n),                                                                 \
                           memory_order_relaxed)
 
+/* A run of inject-queue entries pushed together (inject.c). */
+typedef struct {
+    uintptr_t *arr;        /* an array segment: arr[off .. off + n) */
+    uintptr_t first, last; /* a list segment (arr NULL) */
+    unsigned n, off;
+} weft__inject_seg;
+
 struct weft__rt {
     unsigned nworkers;
     /* The CPUs the process may use when the runtime started; steer_on if
@@ -556,10 +563,12 @@ struct weft__rt {
     uint64_t seed;
     weft__worker *workers;
 
-    /* Global inject queue: tasks woken from outside workers and overflow. */
+    /* Global inject queue: tasks woken from outside workers and overflow
+     * (inject.c): a FIFO ring of segments, arrays or linked lists. */
     _Alignas(WEFT__CACHELINE) weft__spin inject_lock;
-    uintptr_t inject_head, inject_tail; /* tagged, linked through t->next */
+    unsigned inject_seg_head, inject_seg_len, inject_seg_cap;
     atomic_uint inject_n;
+    weft__inject_seg *inject_seg; /* grows; NULL until the first push */
 
     /* Idle workers: at most one spins; a push wakes one parked worker only
      * when none spins. */
@@ -811,7 +820,11 @@ WEFT__HIDDEN void weft__ready_spawn(weft__task *t);
 WEFT__HIDDEN weft__task *weft__spawn_take_back(weft__nursery *n);
 
 WEFT__HIDDEN void weft__inject_push(weft__rt *rt, uintptr_t first, uintptr_t last, unsigned n);
+/* Pushes n entries from an array (an overflow: copied, not linked). */
+WEFT__HIDDEN void weft__inject_push_batch(weft__rt *rt, const uintptr_t *batch, unsigned n);
 WEFT__HIDDEN uintptr_t weft__inject_pop(weft__rt *rt, weft__runq *refill);
+/* Frees the inject queue's segment ring (the entries are not touched). */
+WEFT__HIDDEN void weft__inject_fini(weft__rt *rt);
 
 WEFT__HIDDEN void weft__inbox_init(weft__inbox *q);
 WEFT__HIDDEN void weft__inbox_push(weft__inbox *q, weft__task *t);

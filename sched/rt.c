@@ -140,6 +140,7 @@ void weft__rt_destroy(weft__rt *rt)
     for (unsigned i = 0; i < rt->nworkers; i++)
         weft__timers_fini(&rt->workers[i]);
     weft__task_free_all(rt);
+    weft__inject_fini(rt);
     weft__stack_system_fini(rt);
     pthread_mutex_destroy(&rt->pool_lock);
     free(rt->workers);

@@ -74,9 +74,7 @@ static bool push_slow(weft__rt *rt, weft__runq *q, uintptr_t e, unsigned h, unsi
                                                  memory_order_relaxed))
         return false;
     batch[n] = e;
-    for (unsigned i = 0; i < n; i++)
-        *weft__entry_link(batch[i]) = batch[i + 1];
-    weft__inject_push(rt, batch[0], batch[n], n + 1);
+    weft__inject_push_batch(rt, batch, n + 1);
     return true;
 }
 
