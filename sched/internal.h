@@ -13,9 +13,9 @@
  *
  * Task states (t->state, written by the task's current owner)
  *   NEW      spawned, not yet started; sits in a spawn deque or, on
- *            overflow, a run queue (as a "spawn entry") and in its nursery's
- *            unstarted list. Owned by whoever wins the claim (t->life
- *            CLAIMED bit).
+ *            overflow, a run queue or the inject queue (as a "spawn entry"),
+ *            counted by its nursery. Owned by whoever wins the claim
+ *            (t->life CLAIMED bit).
  *   RUNNING  on a worker; its stack belongs to that worker's thread.
  *   READY    switched out, runnable, in exactly one queue.
  *   PARKED   switched out, waiting; no queue holds it; exactly one waker
@@ -378,9 +378,9 @@ struct weft__task {
 
     /* Structure (nursery.c) */
     weft__nursery *nursery;              /* the nursery this task belongs to */
-    weft__task *sib_prev, *sib_next;     /* in nursery's unstarted or running list */
+    weft__task *sib_prev, *sib_next;     /* in its nursery's running list */
     weft__task *start_prev, *start_next; /* in its starter's starting list */
-    bool in_unstarted;
+    bool in_running;     /* on its nursery's running list (set by the task's own start) */
     weft__task *starter; /* weft_nursery_start caller waiting on us */
     uint64_t starter_token;
     int start_result;
@@ -1082,7 +1082,7 @@ extern WEFT__HIDDEN WEFT__TLS weft__task *weft__tls_blocking_for;
 extern WEFT__HIDDEN void (*weft__hook_task_exit)(weft__task *t);
 /* Delivers a finished task's result to its nursery. */
 extern WEFT__HIDDEN void (*weft__hook_task_done)(weft__task *t, int result);
-/* Moves a started task from its nursery's unstarted list to the running one. */
+/* A task starts: its nursery lists it for the cancel walk. */
 extern WEFT__HIDDEN void (*weft__hook_task_started_running)(weft__task *t);
 
 /* ---- trace.c ------------------------------------------------------------ */

@@ -160,8 +160,8 @@ void weft__ready(weft__task *t, bool spawn_entry, bool lifo)
     if (!spawn_entry)
         atomic_store_explicit(&t->state, T_READY, memory_order_relaxed);
     /* A spawn entry reads pin_home, fixed before the task was published:
-     * by now the task may already be running (a closer can claim an
-     * unstarted child from its nursery's list and run it inline), and
+     * by now the task may already be running (a thief took it, or its
+     * closer took it back and runs it inline), and
      * pinned_to is its own to change. */
     weft__worker *pin = spawn_entry ? t->pin_home : t->pinned_to;
     if (pin) {

@@ -16,26 +16,40 @@
 
 #include "../sched/internal.h"
 
+/* The children count is split in two, so that a spawn and a child's end
+ * touch different cache lines: a spawn adds to `spawned` (the spawning
+ * side), a child's end to `left` (the finishing side, at least a line
+ * away). Until close, left counts the children that finished. Close sets
+ * N_CLOSING in spawned and takes the count from left (one fetch_or, one
+ * fetch_sub): from then on left is minus the children still alive, a
+ * spawn that finds N_CLOSING set takes one from left itself (the single
+ * word spawned orders it against the close), and the child whose end
+ * brings left from -1 to 0 wakes the closer. The root nursery counts that
+ * way from the start. */
+#define N_CLOSING (1ull << 63)
 struct weft__nursery {
     weft__scope scope; /* S_NURSERY; owner = the opener */
-    weft__spin lock;
-    weft__task *unstarted; /* spawned children (sib list); the claimed ones
-                              (L_CLAIMED) among them have started */
-    weft__task *running;   /* started children moved off unstarted, and
-                              those weft_nursery_start started (sib list) */
-    unsigned nchildren;    /* unstarted + running + being started */
-    int first_failure;     /* 0 until a child fails */
+    /* The spawning side. */
+    _Atomic uint64_t spawned; /* spawns, and N_CLOSING */
+    uint32_t magic;
+    bool is_root;
+    bool caller_storage;      /* from weft_nursery_init: never goes to the pool */
+    weft__nursery *free_next; /* in the pool (nursery.c) */
+    char pad_[128 - sizeof(weft__scope) - 24];
+    /* The finishing side, from byte 128. */
+    _Atomic int64_t left; /* finished children; after close, minus those alive */
+    weft__spin lock;      /* running and the failures */
+    weft__task *running;  /* started children (sib list) */
+    int first_failure;    /* 0 until a child fails */
     unsigned failures_reported;
     unsigned failures_dropped;
-    weft__task *closer; /* parked in close, or NULL */
+    weft__task *closer; /* parked in close, or NULL; written before close's fetch_sub */
     uint64_t close_token;
-    bool is_root;
-    bool caller_storage; /* from weft_nursery_init: never goes to the pool */
-    uint32_t magic;
-    weft__nursery *free_next; /* in the pool (nursery.c) */
 };
 _Static_assert(sizeof(weft__nursery) <= sizeof(weft_nursery), "weft_nursery too small");
 _Static_assert(_Alignof(weft__nursery) <= _Alignof(weft_nursery), "weft_nursery misaligned");
+_Static_assert(offsetof(weft__nursery, left) >= offsetof(weft__nursery, spawned) + 8 + 64,
+               "a nursery's two counts must sit on different cache lines");
 #define WEFT__NURSERY_MAGIC 0x6e757273u
 
 /* Frees the nursery pool when a runtime ends (nursery.c). */

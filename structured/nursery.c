@@ -1,19 +1,17 @@
 /*
  * nursery.c - nurseries: open, spawn, start, close; children's results.
  *
- * A nursery is a cancel scope (the first member) plus its children. Spawned
- * children start on `unstarted` (and in the spawning worker's deque);
- * whoever claims one (a worker taking its deque entry, or the parent in close
- * running it inline) sets L_CLAIMED in its life word, without n->lock; a
- * claimed child left on `unstarted` counts as started (the cancel walk
- * visits it) and moves to `running` when close's claim passes it. Children
- * that weft_nursery_start starts go on `running`. close parks until nchildren
- * drops to zero; while it waits, it first takes its newest child back from
- * its worker's deque (no entry left behind) or else claims any unstarted
- * child (its entry becomes a tombstone), and runs it inline: as part of
- * itself, with no queue trip and no context switch, on a warm stack of the
- * child's promised size from the worker's cache (sched/task.c). Fork-join
- * then costs a cache pop and a stack-pointer move per child.
+ * A nursery is a cancel scope (the first member) plus its children. A
+ * spawn counts the child (structured/internal.h: two counts on two cache
+ * lines, no lock) and queues it in the spawning worker's deque; a child
+ * goes on the `running` list (under n->lock, on the worker that starts
+ * it) when it starts, for the cancel walk, and leaves it when it ends.
+ * close first takes its newest children back from its worker's deque (no
+ * entry left behind) and runs them inline: as part of itself, with no
+ * queue trip and no context switch, on a warm stack of the child's
+ * promised size from the worker's cache (sched/task.c). Fork-join then
+ * costs a cache pop and a stack-pointer move per child. Then close counts
+ * the children over and parks until the last one ends.
  */
 #include "internal.h"
 
@@ -53,13 +51,14 @@ static void on_started_running(weft__task *t)
     weft__nursery *n = t->nursery;
     if (!n)
         return;
-    /* A spawned child stays on n->unstarted: its claim (L_CLAIMED, set
-     * before this) is what tells it started, to the cancel walk and to
-     * claim_unstarted, which moves it to n->running when it passes it. No
-     * n->lock round here: a spawn+join takes n->lock twice (spawn, done),
-     * not three times, and the third was usually on the stealing worker,
-     * pulling n's line across. */
-    if (t->starter) {
+    if (!t->starter) {
+        /* For the cancel walk. The lock is the finishing side's, on the
+         * worker that runs t (which usually ends it too). */
+        weft__spin_lock(&n->lock);
+        list_add(&n->running, t);
+        t->in_running = true;
+        weft__spin_unlock(&n->lock);
+    } else {
         /* Being started: it hangs off its starter until weft_task_started. */
         weft__task *s = t->starter;
         weft__spin_lock(&s->lock);
@@ -122,14 +121,30 @@ static void report_failure(weft__nursery *n, weft__task *t, int result)
         WEFT__COUNT(w, failures_dropped, 1);
 }
 
+/* A child of n ended. After the fetch_add, n may be gone (its closer saw
+ * the count reach zero), unless this was the end that reached it. */
+static void child_done(weft__nursery *n)
+{
+    /* acq_rel: the child's writes, and everything before its end, happen
+     * before close returns (the closer acquires left). */
+    if (atomic_fetch_add_explicit(&n->left, 1, memory_order_acq_rel) != -1)
+        return;
+    /* The last child of a closing nursery. */
+    if (n->is_root) {
+        weft__rt_shutdown(rt_of());
+        return;
+    }
+    weft__wake(n->closer, n->close_token, W_WOKEN);
+}
+
 static void on_task_done(weft__task *t, int result)
 {
     weft__nursery *n = t->nursery;
     bool was_cancelled = weft__task_cancelled(t);
     if (t->starter) {
         start_finished(t, result, was_cancelled);
-        weft__spin_lock(&n->lock);
-        goto account;
+        child_done(n);
+        return;
     }
     bool failed = result != 0 && !(result == -ECANCELED && was_cancelled);
     if (n->is_root) {
@@ -149,26 +164,13 @@ static void on_task_done(weft__task *t, int result)
         if (first)
             weft__scope_cancel(&n->scope);
     }
-    weft__spin_lock(&n->lock);
-    if (t->in_unstarted) {
-        list_del(&n->unstarted, t);
-        t->in_unstarted = false;
-    } else {
+    if (t->in_running) {
+        weft__spin_lock(&n->lock);
         list_del(&n->running, t);
+        t->in_running = false;
+        weft__spin_unlock(&n->lock);
     }
-account:
-    if (--n->nchildren == 0) {
-        if (n->closer) {
-            weft__task *c = n->closer;
-            n->closer = NULL;
-            weft__wake(c, n->close_token, W_WOKEN);
-        } else if (n->is_root) {
-            weft__spin_unlock(&n->lock);
-            weft__rt_shutdown(rt_of());
-            return;
-        }
-    }
-    weft__spin_unlock(&n->lock);
+    child_done(n);
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -300,6 +302,9 @@ weft__nursery *weft__nursery_new_root(weft__rt *rt)
     n->magic = WEFT__NURSERY_MAGIC;
     n->scope.nursery = n;
     n->is_root = true;
+    /* Nobody closes the root: it counts down from the start, and the end
+     * of its last child ends the runtime (child_done). */
+    atomic_store_explicit(&n->spawned, N_CLOSING, memory_order_relaxed);
     atomic_store_explicit(&n->scope.deadline, WEFT_FOREVER, memory_order_relaxed);
     atomic_store_explicit(&n->scope.flags, S_NURSERY, memory_order_relaxed);
     n->scope.magic = WEFT__SCOPE_MAGIC;
@@ -372,15 +377,11 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
         if (w)
             atomic_fetch_add_explicit(&w->npinned, 1, memory_order_relaxed);
     }
-    weft__spin_lock(&n->lock);
-    /* A task being started (out != NULL) stays off the lists until its
-     * starter has set it up; it still counts, so n cannot close under it. */
-    if (!out) {
-        list_add(&n->unstarted, t);
-        t->in_unstarted = true;
-    }
-    n->nchildren++;
-    weft__spin_unlock(&n->lock);
+    /* Counted before it can run (so before it can end), on the spawning
+     * side's line; one spawned by a child while n closes also takes itself
+     * from left, as close has counted it over without it. */
+    if (atomic_fetch_add_explicit(&n->spawned, 1, memory_order_relaxed) & N_CLOSING)
+        atomic_fetch_sub_explicit(&n->left, 1, memory_order_relaxed);
     WEFT__COUNT(w, tasks_spawned, 1);
     if (WEFT__TRACING())
         weft__trace_spawn(self, t);
@@ -463,6 +464,7 @@ void weft_task_started(void)
      * of n that passed t by meanwhile is caught by the walk at the end. */
     weft__spin_lock(&n->lock);
     list_add(&n->running, t);
+    t->in_running = true;
     weft__spin_unlock(&n->lock);
     weft__test_delay(WEFT__DELAY_TASK_STARTED);
     /* Re-parent: the outermost of t's own scopes now sits on n's scope. */
@@ -551,67 +553,39 @@ void weft_nursery_set_deadline(weft_nursery *pub, int64_t deadline)
     weft__scope_set_deadline(&n->scope, deadline);
 }
 
-/* Claims one unstarted child that may run inline here, or NULL; *none
- * says n had no children left at all (close is done: one lock round fewer
- * per close, which fork-join pays per nursery). Children it finds claimed
- * by a worker meanwhile move to n->running on the way, so each is passed
- * over at most once. */
-static weft__task *claim_unstarted(weft__nursery *n, weft__worker *w, bool *none)
-{
-    weft__spin_lock(&n->lock);
-    *none = n->nchildren == 0;
-    for (weft__task *c = n->unstarted, *next; c; c = next) {
-        next = c->sib_next;
-        if (!(atomic_load_explicit(&c->life, memory_order_relaxed) & L_CLAIMED)) {
-            if (c->pin_home && c->pin_home != w)
-                continue;
-            unsigned prev = atomic_fetch_or_explicit(&c->life, L_CLAIMED, memory_order_acq_rel);
-            if (!(prev & L_CLAIMED)) {
-                weft__spin_unlock(&n->lock);
-                return c; /* runs inline; it leaves n->unstarted when done */
-            }
-        }
-        /* A worker took it: it has started. */
-        list_del(&n->unstarted, c);
-        c->in_unstarted = false;
-        list_add(&n->running, c);
-    }
-    weft__spin_unlock(&n->lock);
-    return NULL;
-}
-
 int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *boundary)
 {
     /* Scopes and nurseries opened after n and still open were left behind
      * by returned frames, or are closed out of order: close them first. */
     if (t->scope_top != &n->scope)
         weft__scope_unwind(t, &n->scope, "weft_nursery_close", boundary);
-    for (;;) {
-        weft__worker *w = weft__self_fresh(); /* after a park or an inline child */
-        if (t->pin_count == 0 && weft__stack_remaining(t) > INLINE_MIN_STACK) {
-            /* Our newest spawn, still in this worker's deque: take it back
-             * (no tombstone); else any unstarted child (leaves one). */
-            weft__task *c = weft__spawn_take_back(n);
-            bool none = false;
-            if (!c)
-                c = claim_unstarted(n, w, &none);
-            if (c) {
-                weft__task_run_inline(c);
-                continue;
-            }
-            if (none)
-                break; /* seen under n->lock: every child has finished */
-        }
-        weft__spin_lock(&n->lock);
-        if (n->nchildren == 0) {
-            weft__spin_unlock(&n->lock);
-            break;
-        }
+    /* Our newest spawns, still in this worker's deque: take them back
+     * (no tombstone) and run them inline. */
+    if (t->pin_count == 0) {
+        weft__task *c;
+        while (weft__stack_remaining(t) > INLINE_MIN_STACK &&
+               (c = weft__spawn_take_back(n)) != NULL)
+            weft__task_run_inline(c);
+    }
+    /* Every child ended already (fork-join's usual case): no write to n.
+     * left first (acquire: every end so far, and the spawns before them,
+     * happen-before), then spawned; equal, nobody is left to spawn. */
+    int64_t ended = atomic_load_explicit(&n->left, memory_order_acquire);
+    if ((uint64_t)ended != atomic_load_explicit(&n->spawned, memory_order_relaxed)) {
+        /* Count them over and wait for the last: the closer is written
+         * before the fetch_sub that the last end reads after. */
         n->closer = t;
         weft__wait_note("weft_nursery_close", n);
-        n->close_token = weft__wait_begin(t, 0);
-        weft__spin_unlock(&n->lock);
-        weft__wait_park(t, n->close_token, WEFT_FOREVER, 0);
+        uint64_t tok = weft__wait_begin(t, 0);
+        n->close_token = tok;
+        uint64_t sp = atomic_fetch_or_explicit(&n->spawned, N_CLOSING, memory_order_acq_rel);
+        int64_t x = (int64_t)(sp & ~N_CLOSING);
+        if (atomic_fetch_sub_explicit(&n->left, x, memory_order_acq_rel) - x == 0)
+            weft__wake_claim(t, tok, W_WOKEN); /* they all ended meanwhile */
+        else
+            weft__wait_park(t, tok, WEFT_FOREVER, 0);
+        if (atomic_load_explicit(&n->left, memory_order_acquire) != 0)
+            weft__panic("nursery %p closed with children alive", (void *)n);
     }
     /* Every child's return happens-before close returns (each released n
      * as it finished: sched/task.c). */

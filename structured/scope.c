@@ -73,7 +73,7 @@ static void push_nursery(walk_stack *ws, weft__nursery *n)
     weft__spin_lock(&n->lock);
     walk_frame *f = frame_push(ws);
     f->n = n;
-    f->child = n->running; /* then n->unstarted (walk_step) */
+    f->child = n->running;
     if (ws->w->nursery)
         ws->w->nursery(ws->w, n, (int)ws->n - 1);
 }
@@ -113,20 +113,8 @@ static bool is_nursery(weft__scope *s)
 static void walk_step(walk_stack *ws)
 {
     walk_frame *f = &ws->v[ws->n - 1];
-    if (!f->t) { /* nursery: each started child */
+    if (!f->t) { /* nursery: each running child */
         weft__task *c = f->child;
-        if (!c && f->phase == 0) {
-            f->phase = 1;
-            c = f->n->unstarted;
-        }
-        /* On n->unstarted, only the claimed children have started (a claim
-         * comes before any park of the child; seq_cst: if the child's park
-         * came before this cancel's generation bump, its claim is seen
-         * here, as its wait state is in weft__wait_poke). The rest cannot
-         * be parked: they see the cancel when they start. */
-        while (c && f->phase == 1 &&
-               !(atomic_load_explicit(&c->life, memory_order_seq_cst) & L_CLAIMED))
-            c = c->sib_next;
         if (c) {
             f->child = c->sib_next;
             push_task(ws, c, &f->n->scope);
