@@ -286,6 +286,7 @@ int weft_blocking(weft_fn fn, void *arg)
         return fn(arg);
     if (weft__task_cancelled(t))
         return -ECANCELED;
+    weft__task_list(t); /* weft_dump shows it in its call */
     weft__rt *rt = w->rt;
     /* Everything that touches w comes before the store of IN_CALL: from
      * then on the monitor may give w to another thread at any moment. */

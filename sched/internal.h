@@ -270,6 +270,8 @@ enum {
     L_DEQUEUED = 2u, /* the run queue's spawn entry has been consumed */
     L_DONE = 4u,     /* the task finished */
 };
+/* In t->wstate: the task is on its nursery's running list (weft__task_list). */
+#define WEFT__WS_LISTED 0x40u
 
 /* t->handoff bits: step 4 and 5 of the park/wake protocol. */
 enum { H_WOKEN = 1u, H_SWITCHED = 2u };
@@ -331,10 +333,8 @@ struct weft__task {
      * by a dumping thread (atomics: a racy but well-defined snapshot). */
     _Atomic(const char *) wait_what;
     _Atomic(const void *) wait_obj;
-    int64_t wait_deadline;                         /* the wait's own deadline */
-    weft__scope *wait_dl_scope;                    /* scope whose deadline armed the timer */
-    void (*cancel_hook)(weft__task *t, void *arg); /* run by a canceller */
-    void *cancel_hook_arg;
+    int64_t wait_deadline;      /* the wait's own deadline */
+    weft__scope *wait_dl_scope; /* scope whose deadline armed the timer */
 
     /* Timer (timer.c): valid while armed, protected by the heap's lock. */
     struct {
@@ -380,8 +380,7 @@ struct weft__task {
     weft__nursery *nursery;              /* the nursery this task belongs to */
     weft__task *sib_prev, *sib_next;     /* in its nursery's running list */
     weft__task *start_prev, *start_next; /* in its starter's starting list */
-    bool in_running;     /* on its nursery's running list (set by the task's own start) */
-    weft__task *starter; /* weft_nursery_start caller waiting on us */
+    weft__task *starter;                 /* weft_nursery_start caller waiting on us */
     uint64_t starter_token;
     int start_result;
     bool started_called;
@@ -1082,8 +1081,36 @@ extern WEFT__HIDDEN WEFT__TLS weft__task *weft__tls_blocking_for;
 extern WEFT__HIDDEN void (*weft__hook_task_exit)(weft__task *t);
 /* Delivers a finished task's result to its nursery. */
 extern WEFT__HIDDEN void (*weft__hook_task_done)(weft__task *t, int result);
-/* A task starts: its nursery lists it for the cancel walk. */
+/* A task starts (set up a task it is starting). */
 extern WEFT__HIDDEN void (*weft__hook_task_started_running)(weft__task *t);
+/* Lists the current task on its nursery's running list (structured). */
+extern WEFT__HIDDEN void (*weft__hook_task_list)(weft__task *t);
+
+/* A nursery lists a child only once the cancel walk (or weft_dump) may need
+ * to find it: before its first wait (the walk pokes parked tasks), before
+ * it opens a nursery (the walk reaches that nursery's children through it)
+ * and before a weft_blocking call (for the dump). A task that only runs
+ * and ends (most of a fork-join's) never takes its nursery's lock. Called
+ * by the task itself; in a wait, before the wait's own cancel check, so a
+ * cancel that walked the nursery before the listing is seen there. Callers may hold a sync or io
+ * lock: n->lock comes after those (structured/internal.h). */
+WEFT__HIDDEN void weft__task_list_slow(weft__task *t);
+static inline bool weft__task_listed(weft__task *t)
+{
+    return (atomic_load_explicit(&t->wstate, memory_order_relaxed) & WEFT__WS_LISTED) != 0;
+}
+static inline void weft__task_list(weft__task *t)
+{
+    if (WEFT__UNLIKELY(!weft__task_listed(t)))
+        weft__task_list_slow(t);
+}
+/* Marks the caller listed: only the task itself, while it is not waiting
+ * (no waker writes wstate then; a stale one's CAS fails either way). */
+static inline void weft__task_set_listed(weft__task *t)
+{
+    uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_relaxed);
+    atomic_store_explicit(&t->wstate, ws | WEFT__WS_LISTED, memory_order_relaxed);
+}
 
 /* ---- trace.c ------------------------------------------------------------ */
 

@@ -9,6 +9,13 @@
 void (*weft__hook_task_exit)(weft__task *t);
 void (*weft__hook_task_done)(weft__task *t, int result);
 void (*weft__hook_task_started_running)(weft__task *t);
+void (*weft__hook_task_list)(weft__task *t);
+
+__attribute__((noinline, cold)) void weft__task_list_slow(weft__task *t)
+{
+    if (weft__hook_task_list)
+        weft__hook_task_list(t);
+}
 
 atomic_int weft__threads_parked;
 

@@ -23,13 +23,16 @@
  */
 #include "internal.h"
 
-/* wstate = gen << 8 | cancellable bit (0x80) | reason. The cancellable bit
- * is part of the token, so a canceller reads it in the same atomic load as
- * the WAITING state it pokes (a separate field could already belong to the
- * task's next wait). */
+/* wstate = gen << 8 | cancellable bit (0x80) | listed bit (0x40) | reason.
+ * The cancellable bit is part of the token, so a canceller reads it in the
+ * same atomic load as the WAITING state it pokes (a separate field could
+ * already belong to the task's next wait). The listed bit (WEFT__WS_LISTED,
+ * weft__task_list) is the task's own: set by it while it runs, carried from
+ * wait to wait (so it is part of every token too), cleared when the block
+ * is reused. */
 #define WS_CANCELLABLE 0x80u
-#define WS_REASON(ws) ((int)((ws)&0x7fu))
-#define WS_TOKEN(ws) ((ws) & ~(uint64_t)0x7fu)
+#define WS_REASON(ws) ((int)((ws)&0x3fu))
+#define WS_TOKEN(ws) ((ws) & ~(uint64_t)0x3fu)
 #define WS_GEN(ws) ((ws) & ~(uint64_t)0xffu)
 
 static weft__rt *rt_of(void) { return atomic_load_explicit(&weft__g_rt, memory_order_acquire); }
@@ -107,13 +110,11 @@ bool weft__task_cancelled_fresh(weft__task *t, int64_t *deadline)
 
 int weft__cancel_point(weft__task *t) { return weft__task_cancelled(t) ? -ECANCELED : 0; }
 
-uint64_t weft__wait_begin(weft__task *t, unsigned flags)
+static inline uint64_t begin(weft__task *t, unsigned flags, uint64_t ws)
 {
-    uint64_t tok = WS_GEN(atomic_load_explicit(&t->wstate, memory_order_relaxed)) + 0x100u;
+    uint64_t tok = (WS_GEN(ws) + 0x100u) | (ws & WEFT__WS_LISTED);
     if (flags & WAIT_CANCELLABLE)
         tok |= WS_CANCELLABLE;
-    t->cancel_hook = NULL;
-    t->wait_dl_scope = NULL;
     /* For the dump's wait durations: a tick read, not a clock read. */
     atomic_store_explicit(&t->wait_since, weft__ticks(), memory_order_relaxed);
     /* Nobody can touch handoff now: the previous wait's waker finished with
@@ -122,6 +123,23 @@ uint64_t weft__wait_begin(weft__task *t, unsigned flags)
     /* seq_cst: the task's half of the Dekker pair with cancellers. */
     atomic_store_explicit(&t->wstate, tok | W_WAITING, memory_order_seq_cst);
     return tok;
+}
+
+/* A task's first wait: it goes on its nursery's list first (see
+ * weft__task_list), before the seq_cst store, so a cancel that walked the
+ * nursery before that is seen by the wait's own check. */
+__attribute__((noinline)) static uint64_t begin_unlisted(weft__task *t, unsigned flags)
+{
+    weft__task_list_slow(t);
+    return begin(t, flags, atomic_load_explicit(&t->wstate, memory_order_relaxed));
+}
+
+uint64_t weft__wait_begin(weft__task *t, unsigned flags)
+{
+    uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_relaxed);
+    if (WEFT__UNLIKELY(!(ws & WEFT__WS_LISTED)))
+        return begin_unlisted(t, flags);
+    return begin(t, flags, ws);
 }
 
 bool weft__wake_claim(weft__task *t, uint64_t token, int reason)
@@ -138,8 +156,6 @@ void weft__wake_finish(weft__task *t, int reason)
     /* Before t can run: what the waker handed over happens-before t's
      * resumption (paired in weft__wait_park). */
     weft__hb_release(t);
-    if (reason == W_CANCEL && t->cancel_hook)
-        t->cancel_hook(t, t->cancel_hook_arg);
     /* A waker on the very worker t last ran on, t not running: t switched
      * out there, and that worker ran t's after_switch (step 5) before any
      * code that could wake it, so the hand-off is already settled and the
@@ -185,12 +201,17 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
             int64_t dl = weft__task_deadline(t, &sc);
             if (dl < eff) {
                 eff = dl;
-                t->wait_dl_scope = sc;
+                t->wait_dl_scope = sc; /* read below if the timer fires */
             }
         }
     }
     bool armed = false;
     if (eff != WEFT_FOREVER) {
+        /* Only an armed timer fires (a cancel walk re-aims a timer armed
+         * here; with none armed it leaves the deadline to the watch):
+         * which scope armed it matters only then. */
+        if (eff == deadline)
+            t->wait_dl_scope = NULL;
         weft__timer_arm(w, t, eff, token);
         armed = true;
     }

@@ -261,13 +261,15 @@ static void dump_nursery(weft__walker *w, weft__nursery *n, int depth)
      * under n->lock, which the walk holds. */
     uint64_t sp = atomic_load_explicit(&n->spawned, memory_order_relaxed);
     int64_t left = atomic_load_explicit(&n->left, memory_order_relaxed);
+    if (left < -N_BIAS / 2)
+        left += N_BIAS; /* its closer is counting over: roughly */
     int64_t alive = (sp & N_CLOSING) ? -left : (int64_t)sp - left;
     int64_t running = 0;
     for (weft__task *u = n->running; u; u = u->sib_next)
         running++;
     int64_t unstarted = alive > running ? alive - running : 0;
     indent(b, depth);
-    out(b, "%s %p: %lld children (%lld not started yet)%s%s\n",
+    out(b, "%s %p: %lld children (%lld not shown: not started, or never waited)%s%s\n",
         n->is_root ? "root nursery" : "nursery", (void *)n, (long long)(alive > 0 ? alive : 0),
         (long long)unstarted,
         (atomic_load_explicit(&n->scope.flags, memory_order_relaxed) & S_CANCELLED) ? ", cancelled"

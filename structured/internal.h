@@ -5,7 +5,10 @@
  *   t->lock   a task's own scope chain (push/pop) and its "starting" list
  *   n->lock   a nursery's children lists and counters
  *   timer and queue locks (sched), never held while taking the two above.
- * Everyone but a cancel walk takes at most one of them at a time. A walk
+ * Everyone but a cancel walk takes at most one of them at a time. A
+ * task's first wait lists it on its nursery (weft__task_list), so n->lock
+ * may be taken while the task holds a sync or io lock (a channel's, a
+ * ring's); nobody takes one of those while holding n->lock. A walk
  * (scope.c) descends the tree holding the locks along its path, always in
  * tree order: a task before the nurseries it opened, a nursery before its
  * children. Tree order is a partial order that every walker follows, so
@@ -20,13 +23,15 @@
  * touch different cache lines: a spawn adds to `spawned` (the spawning
  * side), a child's end to `left` (the finishing side, at least a line
  * away). Until close, left counts the children that finished. Close sets
- * N_CLOSING in spawned and takes the count from left (one fetch_or, one
- * fetch_sub): from then on left is minus the children still alive, a
+ * N_CLOSING in spawned and takes the count from left (under a bias, so
+ * that left cannot pass 0 in between): from then on left is minus the
+ * children still alive, a
  * spawn that finds N_CLOSING set takes one from left itself (the single
  * word spawned orders it against the close), and the child whose end
  * brings left from -1 to 0 wakes the closer. The root nursery counts that
  * way from the start. */
 #define N_CLOSING (1ull << 63)
+#define N_BIAS (1ll << 62) /* on left while close counts over (nursery.c) */
 struct weft__nursery {
     weft__scope scope; /* S_NURSERY; owner = the opener */
     /* The spawning side. */
@@ -39,7 +44,7 @@ struct weft__nursery {
     /* The finishing side, from byte 128. */
     _Atomic int64_t left; /* finished children; after close, minus those alive */
     weft__spin lock;      /* running and the failures */
-    weft__task *running;  /* started children (sib list) */
+    weft__task *running;  /* children weft__task_list listed (sib list) */
     int first_failure;    /* 0 until a child fails */
     unsigned failures_reported;
     unsigned failures_dropped;

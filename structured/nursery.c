@@ -3,9 +3,11 @@
  *
  * A nursery is a cancel scope (the first member) plus its children. A
  * spawn counts the child (structured/internal.h: two counts on two cache
- * lines, no lock) and queues it in the spawning worker's deque; a child
- * goes on the `running` list (under n->lock, on the worker that starts
- * it) when it starts, for the cancel walk, and leaves it when it ends.
+ * lines, no lock) and queues it in the spawning worker's deque. A child
+ * goes on the `running` list (under n->lock) only once the cancel walk
+ * may need to find it: before its first wait, its first nursery or a
+ * weft_blocking call (weft__task_list); it leaves the list when it ends.
+ * A child that only runs and ends never takes n->lock.
  * close first takes its newest children back from its worker's deque (no
  * entry left behind) and runs them inline: as part of itself, with no
  * queue trip and no context switch, on a warm stack of the child's
@@ -51,14 +53,7 @@ static void on_started_running(weft__task *t)
     weft__nursery *n = t->nursery;
     if (!n)
         return;
-    if (!t->starter) {
-        /* For the cancel walk. The lock is the finishing side's, on the
-         * worker that runs t (which usually ends it too). */
-        weft__spin_lock(&n->lock);
-        list_add(&n->running, t);
-        t->in_running = true;
-        weft__spin_unlock(&n->lock);
-    } else {
+    if (t->starter) {
         /* Being started: it hangs off its starter until weft_task_started. */
         weft__task *s = t->starter;
         weft__spin_lock(&s->lock);
@@ -69,6 +64,23 @@ static void on_started_running(weft__task *t)
         s->starting_head = t;
         weft__spin_unlock(&s->lock);
     }
+}
+
+/* weft__task_list's hook: t (the caller) goes on its nursery's running
+ * list, under the lock of the finishing side, on the worker that runs t
+ * (which usually ends it too). A task being started is on its starter's
+ * list until weft_task_started lists it. */
+static void list_self(weft__task *t)
+{
+    weft__nursery *n = t->nursery;
+    if (n) {
+        if (t->starter)
+            return;
+        weft__spin_lock(&n->lock);
+        list_add(&n->running, t);
+        weft__spin_unlock(&n->lock);
+    }
+    weft__task_set_listed(t);
 }
 
 static void starting_del(weft__task *s, weft__task *t)
@@ -164,10 +176,9 @@ static void on_task_done(weft__task *t, int result)
         if (first)
             weft__scope_cancel(&n->scope);
     }
-    if (t->in_running) {
+    if (weft__task_listed(t)) {
         weft__spin_lock(&n->lock);
         list_del(&n->running, t);
-        t->in_running = false;
         weft__spin_unlock(&n->lock);
     }
     child_done(n);
@@ -442,9 +453,11 @@ int weft_nursery_start(weft_nursery *pub, weft_fn fn, void *arg)
     t->starter = self;
     t->arg_start_rec = &rec;
     weft__wait_note("weft_nursery_start", n);
-    t->starter_token = weft__wait_begin(self, 0);
+    uint64_t tok = weft__wait_begin(self, 0);
+    t->starter_token = tok;
     weft__ready_spawn(t);
-    weft__wait_park(self, t->starter_token, WEFT_FOREVER, 0);
+    /* Not t->starter_token: once queued, t may run, end and be reused. */
+    weft__wait_park(self, tok, WEFT_FOREVER, 0);
     return rec.result;
 }
 
@@ -464,8 +477,8 @@ void weft_task_started(void)
      * of n that passed t by meanwhile is caught by the walk at the end. */
     weft__spin_lock(&n->lock);
     list_add(&n->running, t);
-    t->in_running = true;
     weft__spin_unlock(&n->lock);
+    weft__task_set_listed(t);
     weft__test_delay(WEFT__DELAY_TASK_STARTED);
     /* Re-parent: the outermost of t's own scopes now sits on n's scope. */
     weft__spin_lock(&t->lock);
@@ -503,6 +516,7 @@ int weft_nursery_open(weft_nursery **out)
     weft__nursery *n = nursery_alloc();
     if (!n)
         return -ENOMEM;
+    weft__task_list(t); /* a cancel walk reaches n's children through t */
     weft__scope_push(t, &n->scope, WEFT_FOREVER, S_NURSERY);
     *out = (weft_nursery *)n;
     return 0;
@@ -529,6 +543,7 @@ int weft_nursery_init(weft_nursery *pub)
     n->scope.nursery = n;
     n->caller_storage = true;
     t->cs_nurseries++;
+    weft__task_list(t); /* a cancel walk reaches n's children through t */
     weft__scope_push(t, &n->scope, WEFT_FOREVER, S_NURSERY);
     return 0;
 }
@@ -578,9 +593,15 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
         weft__wait_note("weft_nursery_close", n);
         uint64_t tok = weft__wait_begin(t, 0);
         n->close_token = tok;
+        /* Three steps. Between setting N_CLOSING and taking the count from
+         * left, children go on spawning (each takes one from left) and
+         * ending: left must not pass from -1 to 0 then, so it is first
+         * pushed far below any count (N_BIAS), and the bias comes back
+         * with the count. */
+        atomic_fetch_sub_explicit(&n->left, N_BIAS, memory_order_relaxed);
         uint64_t sp = atomic_fetch_or_explicit(&n->spawned, N_CLOSING, memory_order_acq_rel);
         int64_t x = (int64_t)(sp & ~N_CLOSING);
-        if (atomic_fetch_sub_explicit(&n->left, x, memory_order_acq_rel) - x == 0)
+        if (atomic_fetch_add_explicit(&n->left, N_BIAS - x, memory_order_acq_rel) + N_BIAS - x == 0)
             weft__wake_claim(t, tok, W_WOKEN); /* they all ended meanwhile */
         else
             weft__wait_park(t, tok, WEFT_FOREVER, 0);
@@ -655,4 +676,5 @@ void weft__structured_install(void)
     weft__hook_task_exit = on_task_exit;
     weft__hook_task_done = on_task_done;
     weft__hook_task_started_running = on_started_running;
+    weft__hook_task_list = list_self;
 }

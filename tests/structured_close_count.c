@@ -152,7 +152,7 @@ static int main_task(void *arg)
 int main(void)
 {
     test_watchdog(110);
-    long rounds = test_scale(20000);
+    long rounds = test_scale(8000);
     unsigned workers[] = {1, 2, 4};
     for (unsigned i = 0; i < sizeof workers / sizeof workers[0]; i++) {
         atomic_store(&g_rounds, 0);
