@@ -597,7 +597,9 @@ typedef struct weft_io_stats {
 WEFT_API int weft_io_stats_get(weft_io_stats *out);
 
 /* Writes the task tree to fd: workers, nurseries, tasks with their names,
- * states, what each waits on and where it was spawned. A snapshot taken
+ * states, what each waits on and where it was spawned. Tasks that have not
+ * yet waited, opened a nursery or called weft_blocking are counted on
+ * their nursery's line, not listed (a spawn costs no lock). A snapshot taken
  * under the tree's locks. May park: no (it writes to fd synchronously).
  * Context: any thread. SIGQUIT prints it to stderr without stopping. */
 WEFT_API void weft_dump(int fd);
