@@ -781,6 +781,12 @@ WEFT__HIDDEN bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call);
  * each time it has stayed stuck ten times longer. */
 WEFT__HIDDEN void weft__stuck_check(weft__rt *rt, int64_t now);
 WEFT__HIDDEN void weft__stuck_fini(weft__rt *rt);
+/* Copies a task's name (WEFT__NAME_MAX bytes, NUL-terminated), id and spawn
+ * site without its lock; the block may be reused meanwhile (type-stable),
+ * so the copy is only good for printing, and only if the caller then sees
+ * that the task still runs (stuck.c). */
+WEFT__HIDDEN void weft__task_snapshot(weft__task *t, char *name, uint64_t *id, const char **file,
+                                      int *line);
 
 /* ---- runq.c / inject / inbox ------------------------------------------- */
 

@@ -50,8 +50,8 @@ static uint64_t switches(weft__worker *w)
 #else
 #define SNAPSHOT_READS __attribute__((noinline))
 #endif
-SNAPSHOT_READS static void snapshot(weft__task *t, char *name, uint64_t *id, const char **file,
-                                    int *line)
+SNAPSHOT_READS void weft__task_snapshot(weft__task *t, char *name, uint64_t *id, const char **file,
+                                        int *line)
 {
     const volatile char *src = t->name;
     for (size_t i = 0; i < WEFT__NAME_MAX; i++)
@@ -76,7 +76,7 @@ static void report(weft__rt *rt, weft__worker *w, stuck_w *s, int64_t stuck_for)
     /* No lock: the block may be reused under us (its lock word with it).
      * A name the task renames meanwhile may come out torn; the copy is
      * NUL-terminated and only printed. */
-    snapshot(t, name, &id, &file, &line);
+    weft__task_snapshot(t, name, &id, &file, &line);
     if (switches(w) != s->sw || !atomic_load_explicit(&w->running_task, memory_order_relaxed))
         return; /* it switched out meanwhile: not stuck after all */
     char site[300] = "";

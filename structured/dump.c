@@ -305,9 +305,23 @@ void weft__dump_rt(weft__rt *rt, int fd)
         (unsigned long long)weft__tasks_live(rt));
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *w = &rt->workers[i];
+        /* The task it runs, by name: one that never waited is not in the
+         * tree below. acquire: pairs with the store at switch-in. */
+        char running[WEFT__NAME_MAX + 48] = "running a task";
+        weft__task *rt_task = atomic_load_explicit(&w->running, memory_order_acquire);
+        if (rt_task && atomic_load_explicit(&w->running_task, memory_order_relaxed)) {
+            char name[WEFT__NAME_MAX];
+            uint64_t id;
+            const char *file;
+            int line;
+            weft__task_snapshot(rt_task, name, &id, &file, &line);
+            if (atomic_load_explicit(&w->running, memory_order_acquire) == rt_task)
+                snprintf(running, sizeof running, "running task %llu \"%s\"",
+                         (unsigned long long)id, name);
+        }
         out(b, "  worker %u: %s, %u queued, %u spawns queued, %s\n", i,
             atomic_load_explicit(&w->idle, memory_order_relaxed) == IDLE_PARKED ? "parked"
-            : atomic_load_explicit(&w->running_task, memory_order_relaxed)      ? "running a task"
+            : atomic_load_explicit(&w->running_task, memory_order_relaxed)      ? running
                                                                                 : "scheduling",
             weft__runq_len(&w->runq), weft__deque_len(&w->spawnq),
             atomic_load_explicit(&w->timer_next, memory_order_relaxed) == WEFT_FOREVER

@@ -68,6 +68,9 @@ static int root(void *arg)
     char *out = test_read_all(fileno(f));
     fprintf(stderr, "%s", out);
     CHECK(strstr(out, "task 1 \"main\" running") != NULL);
+    /* Its worker's line names it too (a task that never waited is only
+     * there). */
+    CHECK(strstr(out, ": running task 1 \"main\",") != NULL);
     CHECK(strstr(out, "\"event-waiter\" parked in event") != NULL);
     CHECK(strstr(out, "\"chan-reader\" parked in channel receive") != NULL);
     CHECK(strstr(out, "\"middle\" parked in weft_nursery_close") != NULL);
