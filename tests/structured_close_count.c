@@ -15,7 +15,7 @@
  *  - close returns 0 (nobody fails, nothing is cancelled);
  * Runs on 1, 2 and 4 workers; rounds run several at once.
  */
-/* TIMEOUT: 120 */
+/* TIMEOUT: 240 */
 /* LABELS: stress */
 #include "test.h"
 
@@ -151,7 +151,7 @@ static int main_task(void *arg)
 
 int main(void)
 {
-    test_watchdog(110);
+    test_watchdog(230); /* tsan-full: ~40 s on a loaded 2-core machine */
     long rounds = test_scale(8000);
     unsigned workers[] = {1, 2, 4};
     for (unsigned i = 0; i < sizeof workers / sizeof workers[0]; i++) {
