@@ -25,8 +25,8 @@
 #include "internal.h"
 
 #define SEG_SMALL (WEFT__RUNQ_SIZE / 2 + 1) /* an overflow's size */
-#define SEGS_MIN 64u
-#define POP_SEGS 16 /* segments one pop takes at most */
+#define SEGS_MIN 64u                        /* the first ring from malloc */
+#define POP_SEGS 16                         /* segments one pop takes at most */
 
 static weft__inject_seg *seg_at(weft__rt *rt, unsigned i)
 {
@@ -34,17 +34,26 @@ static weft__inject_seg *seg_at(weft__rt *rt, unsigned i)
     return &rt->inject_seg[(rt->inject_seg_head + i) & (rt->inject_seg_cap - 1)];
 }
 
-/* Doubles the ring (under the lock; once per doubling of the backlog: a
- * fan-out of a million spawns gets there in 13 steps). False: no memory. */
+/* Grows the ring (under the lock; once per doubling of the backlog: a
+ * fan-out of a million spawns gets there in 13 steps). The first ring is
+ * the rt's own four segments, so a push always finds one to join. False:
+ * no memory. */
 static bool seg_grow(weft__rt *rt)
 {
-    unsigned cap = rt->inject_seg_cap ? rt->inject_seg_cap * 2 : SEGS_MIN;
+    if (rt->inject_seg_cap == 0) {
+        rt->inject_seg = rt->inject_seg0;
+        rt->inject_seg_cap = sizeof rt->inject_seg0 / sizeof rt->inject_seg0[0];
+        rt->inject_seg_head = 0;
+        return true;
+    }
+    unsigned cap = rt->inject_seg_cap < SEGS_MIN ? SEGS_MIN : rt->inject_seg_cap * 2;
     weft__inject_seg *v = malloc(cap * sizeof *v);
     if (!v)
         return false;
     for (unsigned i = 0; i < rt->inject_seg_len; i++)
         v[i] = *seg_at(rt, i);
-    free(rt->inject_seg);
+    if (rt->inject_seg != rt->inject_seg0)
+        free(rt->inject_seg);
     rt->inject_seg = v;
     rt->inject_seg_cap = cap;
     rt->inject_seg_head = 0;
@@ -55,7 +64,8 @@ void weft__inject_fini(weft__rt *rt)
 {
     for (unsigned i = 0; i < rt->inject_seg_len; i++)
         free(seg_at(rt, i)->arr);
-    free(rt->inject_seg);
+    if (rt->inject_seg != rt->inject_seg0)
+        free(rt->inject_seg);
     rt->inject_seg = NULL;
     rt->inject_seg_cap = rt->inject_seg_len = rt->inject_seg_head = 0;
 }

@@ -567,7 +567,8 @@ struct weft__rt {
     _Alignas(WEFT__CACHELINE) weft__spin inject_lock;
     unsigned inject_seg_head, inject_seg_len, inject_seg_cap;
     atomic_uint inject_n;
-    weft__inject_seg *inject_seg; /* grows; NULL until the first push */
+    weft__inject_seg *inject_seg; /* grows; inject_seg0 first (NULL until the first push) */
+    weft__inject_seg inject_seg0[4];
 
     /* Idle workers: at most one spins; a push wakes one parked worker only
      * when none spins. */
