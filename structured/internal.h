@@ -24,12 +24,11 @@
  * side), a child's end to `left` (the finishing side, at least a line
  * away). Until close, left counts the children that finished. Close sets
  * N_CLOSING in spawned and takes the count from left (under a bias, so
- * that left cannot pass 0 in between): from then on left is minus the
- * children still alive, a
- * spawn that finds N_CLOSING set takes one from left itself (the single
- * word spawned orders it against the close), and the child whose end
- * brings left from -1 to 0 wakes the closer. The root nursery counts that
- * way from the start. */
+ * that left cannot pass 0 in between). From then on left is minus the
+ * children still alive; a spawn that finds N_CLOSING set takes one from
+ * left itself (the single word spawned orders it against the close), and
+ * the child whose end brings left from -1 to 0 wakes the closer. The root
+ * nursery counts that way from the start. */
 #define N_CLOSING (1ull << 63)
 #define N_BIAS (1ll << 62) /* on left while close counts over (nursery.c) */
 struct weft__nursery {
@@ -48,7 +47,7 @@ struct weft__nursery {
     int first_failure;    /* 0 until a child fails */
     unsigned failures_reported;
     unsigned failures_dropped;
-    weft__task *closer; /* parked in close, or NULL; written before close's fetch_sub */
+    weft__task *closer; /* parked in close, or NULL; written before close counts over */
     uint64_t close_token;
 };
 _Static_assert(sizeof(weft__nursery) <= sizeof(weft_nursery), "weft_nursery too small");
