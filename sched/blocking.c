@@ -340,6 +340,11 @@ int weft_blocking(weft_fn fn, void *arg)
     if (WEFT__UNLIKELY(weft__asan_fibers))
         weft__fiber_native_left(t);
     weft__tls_blocking_for = NULL;
+    /* fn may have seen a cancel through weft_cancelled's fresh look at the
+     * chain while the canceller was between setting the flag and bumping
+     * cancel_gen: t's cached verdict could still say "not cancelled", and
+     * the caller's next checkpoint must not contradict what fn saw. */
+    weft__task_cancel_cache_reset(t);
 
     uint64_t expect = in_call;
     if (WEFT__LIKELY(

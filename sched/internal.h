@@ -94,8 +94,9 @@ WEFT__HIDDEN void weft__misuse(const char *fmt, ...) __attribute__((format(print
  * race window (tests only; read when a runtime starts). Unset, a point
  * costs one load and a predicted branch. Points: task_started (between the
  * list moves of weft_task_started), wake_idle (between claiming a parked
- * worker and unparking it). */
-enum { WEFT__DELAY_TASK_STARTED, WEFT__DELAY_WAKE_IDLE, WEFT__DELAY_N };
+ * worker and unparking it), cancel_bump (between setting a scope's
+ * cancelled flag and bumping cancel_gen). */
+enum { WEFT__DELAY_TASK_STARTED, WEFT__DELAY_WAKE_IDLE, WEFT__DELAY_CANCEL_BUMP, WEFT__DELAY_N };
 extern WEFT__HIDDEN unsigned weft__delay_us[WEFT__DELAY_N];
 /* WEFT_TEST_FAIL_THREADS=1: the blocking pool's pthread_create fails with
  * EAGAIN (tests of that path; read when a runtime starts). */

@@ -114,7 +114,7 @@ bool weft__test_fail_threads;
 
 void weft__test_delay_init(void)
 {
-    static const char *const names[WEFT__DELAY_N] = {"task_started", "wake_idle"};
+    static const char *const names[WEFT__DELAY_N] = {"task_started", "wake_idle", "cancel_bump"};
     memset(weft__delay_us, 0, sizeof weft__delay_us);
     const char *f = getenv("WEFT_TEST_FAIL_THREADS");
     weft__test_fail_threads = f && *f == '1';

@@ -213,6 +213,7 @@ void weft__scope_cancel(weft__scope *s)
     unsigned prev = atomic_fetch_or_explicit(&s->flags, S_CANCELLED, memory_order_seq_cst);
     if (prev & S_CANCELLED)
         return;
+    weft__test_delay(WEFT__DELAY_CANCEL_BUMP);
     bump();
     walk(s);
 }

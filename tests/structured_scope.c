@@ -711,6 +711,12 @@ int main(void)
     RUN(case_move_earlier_while_parked);
     RUN(case_move_later_while_parked);
     RUN(case_move_earlier_no_timer);
+    /* The canceller stalls between the flag and the generation bump (as if
+     * preempted there): a checkpoint after the blocking call must still
+     * agree with what the call's body saw. */
+    setenv("WEFT_TEST_DELAY", "cancel_bump=100000", 1);
+    RUN(case_blocking_cancelled);
+    unsetenv("WEFT_TEST_DELAY");
     CHECK(!weft_cancelled());
     return 0;
 }
