@@ -237,6 +237,11 @@ int weft__wait_park(weft__task *t, uint64_t token, int64_t deadline, unsigned fl
             }
         }
         reason = W_CANCEL;
+    } else if (reason == W_CANCEL) {
+        /* A poke's fresh look at the chain may have seen a flag whose
+         * canceller has not bumped cancel_gen yet: the cached verdict must
+         * not contradict this wait's answer at the next checkpoint. */
+        weft__task_cancel_cache_reset(t);
     }
     return reason;
 }
