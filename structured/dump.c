@@ -274,7 +274,8 @@ static void dump_nursery(weft__walker *w, weft__nursery *n, int depth)
         (long long)unstarted,
         (atomic_load_explicit(&n->scope.flags, memory_order_relaxed) & S_CANCELLED) ? ", cancelled"
                                                                                     : "",
-        n->closer ? ", its opener waits in close" : "");
+        /* Written by close without the lock (nursery.c): a racy flag. */
+        __atomic_load_n(&n->closer, __ATOMIC_RELAXED) ? ", its opener waits in close" : "");
 }
 
 static void out_totals(dbuf *b, dctx *c)

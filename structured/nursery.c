@@ -588,8 +588,9 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
     int64_t ended = atomic_load_explicit(&n->left, memory_order_acquire);
     if ((uint64_t)ended != atomic_load_explicit(&n->spawned, memory_order_relaxed)) {
         /* Count them over and wait for the last: the closer is written
-         * before the fetch_sub that the last end reads after. */
-        n->closer = t;
+         * before the fetch_sub that the last end reads after (atomic only
+         * for weft_dump, which reads it without the lock or an order). */
+        __atomic_store_n(&n->closer, t, __ATOMIC_RELAXED);
         weft__wait_note("weft_nursery_close", n);
         uint64_t tok = weft__wait_begin(t, 0);
         n->close_token = tok;
