@@ -12,6 +12,13 @@
  * report repeats only when the task has stayed stuck ten times longer than
  * at the previous report (100 ms, 1 s, 10 s, ...).
  *
+ * "Run" means CPU time: from the look that first finds the count unmoved,
+ * the monitor reads the CPU clock of the thread driving the worker (the
+ * Linux per-thread clock of w->tid). Wall time alone would call a task stuck
+ * whenever the whole process stalled between two looks (a loaded or
+ * preempted machine, a sanitizer's pause): the worker then neither switched
+ * nor ran. Where that clock cannot be read, wall time stands in.
+ *
  * Time inside weft_blocking never counts: the call runs on the worker's
  * thread, and the worker moves to another thread if work waits behind it
  * (blocking.c); the count starts afresh when the call returns.
@@ -26,9 +33,16 @@
  */
 #include "internal.h"
 
+/* The most wall time before the first unmoved look that counts as run. */
+#define STUCK_LEAD_MAX_NS (10 * 1000000LL)
+
 typedef struct {
     uint64_t sw;          /* the switch count at the last look */
     int64_t since;        /* when that count was first seen */
+    int64_t cpu_mark;     /* the thread's CPU clock at the first look that
+                           * found the count unmoved; -1: not read yet */
+    int64_t cpu_lead;     /* wall time from `since` to that look, capped */
+    int tid;              /* the thread that clock belongs to */
     int64_t next_report;  /* stuck time of the next report; 0: none made */
     const void *reported; /* the task reported last (not dereferenced) */
 } stuck_w;
@@ -60,6 +74,20 @@ SNAPSHOT_READS void weft__task_snapshot(weft__task *t, char *name, uint64_t *id,
     *id = t->id;
     *file = t->spawn_file;
     *line = t->spawn_line;
+}
+
+/* The CPU time of thread `tid` of this process (Linux encodes a thread's
+ * CPU clock id as (~tid << 3) | CPUCLOCK_PERTHREAD | CPUCLOCK_SCHED, the
+ * id pthread_getcpuclockid gives); -1 if it cannot be read. */
+static int64_t thread_cpu_ns(int tid)
+{
+    if (tid <= 0)
+        return -1;
+    clockid_t id = (clockid_t)((~(unsigned)tid << 3) | 6u);
+    struct timespec ts;
+    if (clock_gettime(id, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void report(weft__rt *rt, weft__worker *w, stuck_w *s, int64_t stuck_for)
@@ -105,6 +133,7 @@ void weft__stuck_check(weft__rt *rt, int64_t now)
         for (unsigned i = 0; i < rt->nworkers; i++) {
             st[i].sw = switches(&rt->workers[i]);
             st[i].since = now;
+            st[i].cpu_mark = -1;
         }
     }
     for (unsigned i = 0; i < rt->nworkers; i++) {
@@ -116,14 +145,30 @@ void weft__stuck_check(weft__rt *rt, int64_t now)
          * handed to another thread if work waits behind it). */
         bool in_call = (atomic_load_explicit(&w->bcall, memory_order_relaxed) & 3) ==
                        WEFT__BC_IN_CALL;
-        if (sw != s->sw || !running || in_call) {
+        int tid = atomic_load_explicit(&w->tid, memory_order_relaxed);
+        if (sw != s->sw || !running || in_call || (s->cpu_mark >= 0 && tid != s->tid)) {
             s->sw = sw;
             s->since = now;
+            s->cpu_mark = -1;
             s->next_report = 0;
             continue;
         }
         int64_t stuck_for = now - s->since;
         int64_t due = s->next_report ? s->next_report : rt->stuck_ns;
+        if (stuck_for < due && s->cpu_mark >= 0)
+            continue; /* not due even by the wall clock */
+        int64_t cpu = thread_cpu_ns(tid);
+        if (cpu >= 0) {
+            if (s->cpu_mark < 0) {
+                /* The first look that finds it unmoved: from here on, its
+                 * thread's CPU time. The lead before it is at most a look
+                 * or two, unless the process stalled: capped. */
+                s->cpu_mark = cpu;
+                s->tid = tid;
+                s->cpu_lead = stuck_for < STUCK_LEAD_MAX_NS ? stuck_for : STUCK_LEAD_MAX_NS;
+            }
+            stuck_for = s->cpu_lead + (cpu - s->cpu_mark);
+        }
         if (stuck_for < due)
             continue;
         report(rt, w, s, stuck_for);
