@@ -157,7 +157,8 @@ static void run_mpmc(unsigned workers, int producers, int consumers, size_t cap,
 static void test_mpmc(void)
 {
     static const int shapes[][2] = {{4, 4}, {8, 2}, {1, 8}, {2, 1}};
-    static const size_t caps[] = {0, 1, 16, 1024};
+    /* 3: a ring whose size is not a power of two */
+    static const size_t caps[] = {0, 1, 3, 16, 1024};
     long total = test_scale(200000);
     for (size_t w = 0; w < 3; w++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -241,11 +242,12 @@ static int cr_root(void *arg)
 
 static void test_close_race(void)
 {
-    static const size_t caps[] = {0, 1, 16, 1024};
+    /* 3: a ring whose size is not a power of two */
+    static const size_t caps[] = {0, 1, 3, 16, 1024};
     int rounds = (int)test_scale(6);
     long fails_total = 0, ok_total = 0;
     for (size_t w = 0; w < 3; w++)
-        for (size_t k = 0; k < 4; k++)
+        for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++)
             for (int round = 0; round < rounds; round++) {
                 closerace m;
                 memset(&m, 0, sizeof m);
