@@ -31,28 +31,43 @@
  * nursery counts that way from the start. */
 #define N_CLOSING (1ull << 63)
 #define N_BIAS (1ll << 62) /* on left while close counts over (nursery.c) */
+/* Laid out for a nursery that is only 16-byte aligned (the public
+ * weft_nursery: a cache line may start at any multiple of 16 bytes in it)
+ * so that the spawning side's count shares a line with nothing the
+ * children's workers touch per child:
+ *   - the scope, read by each child's first look at its cancel state;
+ *   - then what is touched about once per close (what close leaves for the
+ *     last child) or per failure (under the lock), as padding;
+ *   - the spawning side: `spawned`, and what only spawn and close read;
+ *   - the finishing side: `left`, and what each child's end reads or
+ *     writes (is_root, the running list and its lock). */
 struct weft__nursery {
-    weft__scope scope; /* S_NURSERY; owner = the opener */
+    weft__scope scope;  /* S_NURSERY; owner = the opener */
+    weft__task *closer; /* parked in close, or NULL; written before close counts over */
+    uint64_t close_token;
+    int first_failure; /* 0 until a child fails (under the lock) */
+    unsigned failures_reported;
+    unsigned failures_dropped;
+    char pad0_[96 - sizeof(weft__scope) - 28];
     /* The spawning side. */
     _Atomic uint64_t spawned; /* spawns, and N_CLOSING */
     uint32_t magic;
-    bool is_root;
     bool caller_storage;      /* from weft_nursery_init: never goes to the pool */
     weft__nursery *free_next; /* in the pool (nursery.c) */
-    char pad_[128 - sizeof(weft__scope) - 24];
-    /* The finishing side, from byte 128. */
+    char pad1_[160 - 120];
+    /* The finishing side. */
     _Atomic int64_t left; /* finished children; after close, minus those alive */
-    weft__spin lock;      /* running and the failures */
     weft__task *running;  /* children weft__task_list listed (sib list) */
-    int first_failure;    /* 0 until a child fails */
-    unsigned failures_reported;
-    unsigned failures_dropped;
-    weft__task *closer; /* parked in close, or NULL; written before close counts over */
-    uint64_t close_token;
+    weft__spin lock;      /* running and the failures */
+    bool is_root;
 };
 _Static_assert(sizeof(weft__nursery) <= sizeof(weft_nursery), "weft_nursery too small");
 _Static_assert(_Alignof(weft__nursery) <= _Alignof(weft_nursery), "weft_nursery misaligned");
-_Static_assert(offsetof(weft__nursery, left) >= offsetof(weft__nursery, spawned) + 8 + 64,
+/* With lines starting at any multiple of 16: 48 bytes between the scope
+ * and `spawned`, and 56 after it, keep them on different lines. */
+_Static_assert(offsetof(weft__nursery, spawned) >= sizeof(weft__scope) + 48,
+               "the spawn count must not share a line with the scope");
+_Static_assert(offsetof(weft__nursery, left) >= offsetof(weft__nursery, spawned) + 8 + 56,
                "a nursery's two counts must sit on different cache lines");
 #define WEFT__NURSERY_MAGIC 0x6e757273u
 

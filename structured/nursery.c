@@ -152,13 +152,15 @@ static void child_done(weft__nursery *n)
 static void on_task_done(weft__task *t, int result)
 {
     weft__nursery *n = t->nursery;
-    bool was_cancelled = weft__task_cancelled(t);
     if (t->starter) {
-        start_finished(t, result, was_cancelled);
+        start_finished(t, result, weft__task_cancelled(t));
         child_done(n);
         return;
     }
-    bool failed = result != 0 && !(result == -ECANCELED && was_cancelled);
+    /* Only a failure asks whether t was cancelled: a child that returns 0
+     * and never looked (its cached verdict is cleared at spawn) would
+     * otherwise read its nursery's scope here, for every child. */
+    bool failed = result != 0 && !(result == -ECANCELED && weft__task_cancelled(t));
     if (n->is_root) {
         atomic_store_explicit(&rt_of()->root_result, result, memory_order_relaxed);
         failed = false;
