@@ -297,8 +297,11 @@ enum {
 
 struct weft__task {
     /* Read by other threads at any time, also while the block is being
-     * recycled (type-stable memory): never cleared with memset. */
-    atomic_uint state;
+     * recycled (type-stable memory): never cleared with memset. Blocks
+     * sit side by side in slabs: aligned to a cache line (and so a whole
+     * number of lines long), one block's head never shares a line with
+     * its neighbour's tail, which another worker may be writing. */
+    _Alignas(WEFT__CACHELINE) atomic_uint state;
     atomic_uint life;
     atomic_uint handoff;
     /* For weft_dump, written before every park that uses them, so they need
