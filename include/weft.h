@@ -94,7 +94,9 @@ typedef struct weft_config {
  * (default 100; 0: off) without parking or yielding, not counting time in
  * weft_blocking, is reported once on stderr with its name, id, spawn site
  * and worker (again only if it stays stuck ten times longer); see
- * weft_stats.tasks_stuck. A WEFT_STUCK_MS that does not parse is -EINVAL. */
+ * weft_stats.tasks_stuck. The time counted is its worker thread's CPU time,
+ * so a stall of the whole process (a loaded machine) does not count. A
+ * WEFT_STUCK_MS that does not parse is -EINVAL. */
 WEFT_API int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg);
 
 /* Cancels the running runtime's root scope, as SIGINT would, except that
