@@ -40,7 +40,11 @@ struct weft_chan {
 
 static inline void copy(void *dst, const void *src, size_t n)
 {
-    if (n && dst && src)
+    if (!dst || !src)
+        return;
+    if (n == sizeof(uint64_t))
+        memcpy(dst, src, sizeof(uint64_t)); /* the common case, inlined */
+    else if (n)
         memcpy(dst, src, n);
 }
 

@@ -61,7 +61,13 @@ WEFT__HIDDEN void weft__waitq_remove(weft__waitq *q, weft__waiter *w);
 /* Unlinks waiters from the front until one is claimed (returned) or the
  * queue is empty (NULL). Waiters whose parker is `skip` stay queued (a
  * select never meets itself). Lock held. */
-WEFT__HIDDEN weft__waiter *weft__waitq_claim_first(weft__waitq *q, weft__parker *skip);
+WEFT__HIDDEN weft__waiter *weft__waitq_claim_first_slow(weft__waitq *q, weft__parker *skip);
+static inline weft__waiter *weft__waitq_claim_first(weft__waitq *q, weft__parker *skip)
+{
+    /* An empty queue (a receive with no sender parked, every other time in
+     * a ping-pong) costs no call. */
+    return q->head ? weft__waitq_claim_first_slow(q, skip) : NULL;
+}
 /* Claims and finishes the first claimable waiter; false if none. */
 WEFT__HIDDEN bool weft__waitq_wake_one(weft__waitq *q);
 /* Claims and finishes every waiter; returns how many accepted. */

@@ -123,10 +123,8 @@ void weft__waitq_push_front(weft__waitq *q, weft__waiter *w)
     w->linked = true;
 }
 
-void weft__waitq_remove(weft__waitq *q, weft__waiter *w)
+static inline void unlink_waiter(weft__waitq *q, weft__waiter *w)
 {
-    if (!w->linked)
-        return;
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -139,13 +137,19 @@ void weft__waitq_remove(weft__waitq *q, weft__waiter *w)
     w->linked = false;
 }
 
-weft__waiter *weft__waitq_claim_first(weft__waitq *q, weft__parker *skip)
+void weft__waitq_remove(weft__waitq *q, weft__waiter *w)
+{
+    if (w->linked)
+        unlink_waiter(q, w);
+}
+
+weft__waiter *weft__waitq_claim_first_slow(weft__waitq *q, weft__parker *skip)
 {
     weft__waiter *w = q->head;
     while (w) {
         weft__waiter *nx = w->next;
         if (w->p != skip) {
-            weft__waitq_remove(q, w);
+            unlink_waiter(q, w);
             if (weft__parker_claim(w->p))
                 return w;
         }
