@@ -223,10 +223,8 @@ WEFT__HIDDEN weft__stack *weft__stack_get_slow(weft__worker *w, size_t size);
 WEFT__HIDDEN void weft__stack_put_slow(weft__worker *w, weft__stack *s);
 WEFT__HIDDEN int weft__stack_system_init(weft__rt *rt);
 WEFT__HIDDEN void weft__stack_system_fini(weft__rt *rt);
-/* Panics, naming the task, if its saved stack pointer sp lies below the
- * stack's limit. Called on the scheduler path at each switch-out. Compares
- * addresses only, never reads the stack (see stack.c). */
-WEFT__HIDDEN void weft__stack_check(weft__task *t, const void *sp);
+/* The panic of weft__stack_check (below, after the task's definition). */
+WEFT__HIDDEN void weft__stack_overflow(weft__task *t) __attribute__((noreturn, cold));
 /* Gives the pages of shared-pool stacks unused for about a second back to
  * the OS (the monitor calls it a few times a second). Returns how many. */
 WEFT__HIDDEN unsigned weft__stack_trim(weft__rt *rt, int64_t now);
@@ -403,6 +401,16 @@ struct weft__task {
 /* A parked task costs its stack page plus this block (issue 6's budget:
  * 640 bytes, so 1M parked tasks stay within 4.75 KiB each). */
 _Static_assert(sizeof(weft__task) <= 640, "the task control block outgrew its 640-byte budget");
+
+/* Panics, naming the task, if its saved stack pointer sp lies below the
+ * stack's limit. Called on the scheduler path at each switch-out. Compares
+ * addresses only, never reads the stack (see stack.c). */
+static inline void weft__stack_check(weft__task *t, const void *sp)
+{
+    const char *lo = t->stk_lo;
+    if (WEFT__UNLIKELY(lo && (const char *)sp < lo + 64))
+        weft__stack_overflow(t);
+}
 
 /* ---- the runtime and workers ------------------------------------------- */
 
@@ -796,16 +804,53 @@ WEFT__HIDDEN void weft__task_snapshot(weft__task *t, char *name, uint64_t *id, c
 /* ---- runq.c / inject / inbox ------------------------------------------- */
 
 WEFT__HIDDEN void weft__runq_init(weft__runq *q);
+/* The hot operations are inline (a yield makes one push and one pop); the
+ * proof of the queue is in runq.c. */
 /* Owner only. Returns false when full (caller overflows). */
-WEFT__HIDDEN bool weft__runq_push(weft__runq *q, uintptr_t e);
-/* Owner only: moves half of q plus e to the inject queue when full. */
-WEFT__HIDDEN void weft__runq_push_or_overflow(weft__rt *rt, weft__runq *q, uintptr_t e);
+static inline bool weft__runq_push(weft__runq *q, uintptr_t e)
+{
+    /* acquire: pairs with consumers' release CAS on head (runq.c, point 4). */
+    unsigned h = atomic_load_explicit(&q->head, memory_order_acquire);
+    unsigned t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    if (t - h >= WEFT__RUNQ_SIZE)
+        return false;
+    atomic_store_explicit(&q->buf[t & (WEFT__RUNQ_SIZE - 1u)], e, memory_order_relaxed);
+    /* release: publishes the slot to consumers (point 2). */
+    atomic_store_explicit(&q->tail, t + 1, memory_order_release);
+    return true;
+}
+/* Owner only, q full: moves half of q plus e to the inject queue. */
+WEFT__HIDDEN void weft__runq_overflow(weft__rt *rt, weft__runq *q, uintptr_t e);
+/* Owner only: pushes e, or overflows half of q plus e when q is full. */
+static inline void weft__runq_push_or_overflow(weft__rt *rt, weft__runq *q, uintptr_t e)
+{
+    if (WEFT__UNLIKELY(!weft__runq_push(q, e)))
+        weft__runq_overflow(rt, q, e);
+}
 /* Owner or thief: takes the entry at the head; 0 if empty. */
-WEFT__HIDDEN uintptr_t weft__runq_pop(weft__runq *q);
+static inline uintptr_t weft__runq_pop(weft__runq *q)
+{
+    for (;;) {
+        unsigned h = atomic_load_explicit(&q->head, memory_order_acquire);
+        unsigned t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        if (t == h)
+            return 0;
+        uintptr_t e = atomic_load_explicit(&q->buf[h & (WEFT__RUNQ_SIZE - 1u)],
+                                           memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1, memory_order_release,
+                                                  memory_order_relaxed))
+            return e;
+    }
+}
 /* Thief: moves up to half of victim's entries into dst (empty, owned by the
  * caller); returns one of them to run, 0 if none. */
 WEFT__HIDDEN uintptr_t weft__runq_steal(weft__runq *victim, weft__runq *dst);
-WEFT__HIDDEN unsigned weft__runq_len(const weft__runq *q);
+static inline unsigned weft__runq_len(const weft__runq *q)
+{
+    unsigned h = atomic_load_explicit(&((weft__runq *)q)->head, memory_order_acquire);
+    unsigned t = atomic_load_explicit(&((weft__runq *)q)->tail, memory_order_acquire);
+    return t - h;
+}
 
 WEFT__HIDDEN void weft__deque_init(weft__deque *d);
 /* Owner only; false when full. */

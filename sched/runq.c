@@ -40,25 +40,8 @@ void weft__runq_init(weft__runq *q)
     atomic_store_explicit(&q->tail, 0, memory_order_relaxed);
 }
 
-unsigned weft__runq_len(const weft__runq *q)
-{
-    unsigned h = atomic_load_explicit(&((weft__runq *)q)->head, memory_order_acquire);
-    unsigned t = atomic_load_explicit(&((weft__runq *)q)->tail, memory_order_acquire);
-    return t - h;
-}
-
-bool weft__runq_push(weft__runq *q, uintptr_t e)
-{
-    /* acquire: pairs with consumers' release CAS on head (point 4). */
-    unsigned h = atomic_load_explicit(&q->head, memory_order_acquire);
-    unsigned t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-    if (t - h >= WEFT__RUNQ_SIZE)
-        return false;
-    atomic_store_explicit(&q->buf[t & MASK], e, memory_order_relaxed);
-    /* release: publishes the slot to consumers (point 2). */
-    atomic_store_explicit(&q->tail, t + 1, memory_order_release);
-    return true;
-}
+/* weft__runq_push, weft__runq_pop and weft__runq_len are inline in
+ * internal.h: the owner's push and the pop described above. */
 
 /* Owner: moves half of a full queue plus e to the inject queue. False if
  * the queue is no longer full (a thief made room): push again. */
@@ -78,29 +61,15 @@ static bool push_slow(weft__rt *rt, weft__runq *q, uintptr_t e, unsigned h, unsi
     return true;
 }
 
-void weft__runq_push_or_overflow(weft__rt *rt, weft__runq *q, uintptr_t e)
+void weft__runq_overflow(weft__rt *rt, weft__runq *q, uintptr_t e)
 {
     for (;;) {
-        if (weft__runq_push(q, e))
-            return;
         unsigned h = atomic_load_explicit(&q->head, memory_order_acquire);
         unsigned t = atomic_load_explicit(&q->tail, memory_order_relaxed);
         if (push_slow(rt, q, e, h, t))
             return;
-    }
-}
-
-uintptr_t weft__runq_pop(weft__runq *q)
-{
-    for (;;) {
-        unsigned h = atomic_load_explicit(&q->head, memory_order_acquire);
-        unsigned t = atomic_load_explicit(&q->tail, memory_order_acquire);
-        if (t == h)
-            return 0;
-        uintptr_t e = atomic_load_explicit(&q->buf[h & MASK], memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1, memory_order_release,
-                                                  memory_order_relaxed))
-            return e;
+        if (weft__runq_push(q, e)) /* a thief made room */
+            return;
     }
 }
 

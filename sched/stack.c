@@ -425,15 +425,14 @@ unsigned weft__stack_trim(weft__rt *rt, int64_t now)
     return n;
 }
 
-void weft__stack_check(weft__task *t, const void *sp)
+/* weft__stack_check (internal.h) compares addresses only: reading the
+ * stack could commit a page (see the top). */
+void weft__stack_overflow(weft__task *t)
 {
-    const char *lo = t->stk_lo;
-    /* Addresses only: reading the stack could commit a page (see the top). */
-    if (WEFT__UNLIKELY(lo && (const char *)sp < lo + 64))
-        weft__panic("stack overflow in task %llu \"%s\" (stack of %zu bytes; raise "
-                    "weft_config.stack_size or weft_spawn_attr.stack_size, and build with "
-                    "-fstack-clash-protection)",
-                    (unsigned long long)t->id, t->name, t->stk_size);
+    weft__panic("stack overflow in task %llu \"%s\" (stack of %zu bytes; raise "
+                "weft_config.stack_size or weft_spawn_attr.stack_size, and build with "
+                "-fstack-clash-protection)",
+                (unsigned long long)t->id, t->name, t->stk_size);
 }
 
 void weft__stack_system_fini(weft__rt *rt)
