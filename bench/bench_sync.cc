@@ -181,12 +181,6 @@ void BM_skynet(benchmark::State &state)
         weft_chan_free(c);
     });
     bench_report_stats(state);
-    weft_stats s;
-    weft_stats_get(&s);
-    double rounds = (double)state.iterations() + 1;
-    state.counters["parks"] = (double)s.worker_parks / rounds;
-    state.counters["switches"] = (double)s.context_switches / rounds;
-    state.counters["steal_attempts"] = (double)s.steal_attempts / rounds;
 }
 BENCHMARK(BM_skynet)->Arg(2)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

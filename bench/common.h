@@ -55,9 +55,9 @@ template <typename F> static void bench_in_task(benchmark::State &state, unsigne
 }
 
 // Adds weft's own counters for the last run (the one that ran the
-// benchmark's rounds, its warm-up round included): wakes of sleeping workers
-// are what a hot path must avoid, so the spawning benchmarks report them per
-// round.
+// benchmark's rounds, its warm-up round included), per round: wakes of
+// sleeping workers (what a hot path must avoid), steals and their attempts,
+// worker parks and context switches.
 static inline void bench_report_stats(benchmark::State &state)
 {
     weft_stats s;
@@ -65,4 +65,7 @@ static inline void bench_report_stats(benchmark::State &state)
     double rounds = (double)state.iterations() + 1;
     state.counters["worker_wakes"] = (double)s.worker_wakes / rounds;
     state.counters["steals"] = (double)s.steals / rounds;
+    state.counters["steal_attempts"] = (double)s.steal_attempts / rounds;
+    state.counters["parks"] = (double)s.worker_parks / rounds;
+    state.counters["switches"] = (double)s.context_switches / rounds;
 }
