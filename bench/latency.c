@@ -2,7 +2,7 @@
  * latency.c - the runtime's latency promises, each measured under load, so
  * that an optimisation cannot quietly break one of them.
  *
- *   bench/latency [--cached] timer|spawn|ramp|handoff WORKERS [p50|p99]
+ *   bench/latency [--cached] timer|spawn|ramp|handoff|stuck WORKERS [p50|p99]
  *
  * timer  Timer lateness next to a chatty pair. Two tasks ping-pong an int
  *        over two unbuffered channels without pause; a third task calls
@@ -44,6 +44,17 @@
  *        worker's steal. The promise: within
  *        1 ms (p99). N = 300 (50 quick).
  *        BENCH handoff_delay_p50_<W>w / handoff_delay_p99_<W>w, us.
+ * stuck  Work queued behind a task that never parks, after an idle period
+ *        (WORKERS >= 2): TRIALS times, every worker idle for 200 ms (the
+ *        root task and a waiter parked), then the root task sends to the
+ *        waiter (after 1 ms of busy-waiting, so that the worker its own
+ *        wake-up woke has parked again), which goes to its worker's runnext
+ *        slot (no idle worker is woken for that), and spins without parking until the waiter has
+ *        run (at most 1 s). Only the monitor can move the waiter: it finds
+ *        the worker stuck and wakes another, which steals it. The figure is
+ *        from the send to the waiter's first instruction. The promise: a
+ *        stuck worker is noticed within a few ms, also after idleness.
+ *        BENCH stuck_idle_p50_<W>w / stuck_idle_p99_<W>w, us.
  *
  * N = 1000 (200 with WEFT_BENCH_QUICK=1); TRIALS = 50 (10 quick).
  * Percentiles are nearest-rank: p99 of 1000 samples is the 990th smallest,
@@ -101,10 +112,12 @@
 #define RAMP_WORK_NS (20 * US)
 #define RAMP_FIRST_IDLE_NS (1000 * MS)
 #define RAMP_IDLE_NS (200 * MS)
+#define STUCK_SETTLE_NS (1 * MS)
 
-enum mode { M_TIMER, M_SPAWN, M_RAMP, M_HANDOFF };
-static const char *const mode_name[] = {"timer", "spawn", "ramp", "handoff"};
-static const char *const bench_name[] = {"timer_late", "spawn_delay", "ramp_up", "handoff_delay"};
+enum mode { M_TIMER, M_SPAWN, M_RAMP, M_HANDOFF, M_STUCK };
+static const char *const mode_name[] = {"timer", "spawn", "ramp", "handoff", "stuck"};
+static const char *const bench_name[] = {"timer_late", "spawn_delay", "ramp_up", "handoff_delay",
+                                         "stuck_idle"};
 
 typedef struct figures {
     long n;
@@ -503,6 +516,58 @@ static int handoff_root(void *arg)
     return 0;
 }
 
+/* ---- stuck ---------------------------------------------------------------- */
+
+static weft_chan *stuck_ch;
+static atomic_llong stuck_t1; /* the waiter's first instruction after its wake */
+
+static int stuck_waiter(void *arg)
+{
+    (void)arg;
+    long v;
+    while (weft_chan_recv(stuck_ch, &v) == 0)
+        atomic_store(&stuck_t1, weft_now());
+    return 0;
+}
+
+static int stuck_root(void *arg)
+{
+    (void)arg;
+    weft_nursery *n;
+    int rc = weft_chan_open(&stuck_ch, sizeof(long), 0);
+    if (rc || (rc = weft_nursery_open(&n)) != 0)
+        return rc;
+    rc = (weft_spawn)(n, stuck_waiter, NULL);
+    int64_t start = weft_now();
+    for (long i = 0; rc == 0 && i < n_samples && weft_now() - start < BUDGET_NS; i++) {
+        /* Idle: the waiter parked in its recv, this task in its sleep. */
+        if ((rc = weft_sleep(RAMP_IDLE_NS)) != 0)
+            break;
+        atomic_store(&stuck_t1, 0);
+        /* The timer's wake-up woke an idle worker too (the woken root went
+         * to the run queue): let it spin out and park again. */
+        int64_t settle = weft_now() + STUCK_SETTLE_NS;
+        while (weft_now() < settle)
+            ;
+        long v = i;
+        int64_t t0 = weft_now();
+        /* The waiter is parked: the send hands it the value and makes it
+         * runnable on this worker (its runnext slot). */
+        if ((rc = weft_chan_send(stuck_ch, &v)) != 0)
+            break;
+        while (atomic_load(&stuck_t1) == 0 && weft_now() - t0 < 1000 * MS)
+            ; /* never parks: only the monitor can move the waiter */
+        int64_t t1 = atomic_load(&stuck_t1);
+        samples[n_taken++] = t1 ? t1 - t0 : weft_now() - t0;
+        if (!t1)
+            fprintf(stderr, "latency: stuck: trial %ld: the waiter did not run within 1 s\n", i);
+    }
+    weft_chan_close(stuck_ch);
+    int rc2 = weft_nursery_close(n);
+    weft_chan_free(stuck_ch);
+    return rc ? rc : rc2;
+}
+
 /* ---- the run -------------------------------------------------------------- */
 
 static int root(void *arg)
@@ -512,6 +577,8 @@ static int root(void *arg)
         return ramp_root(NULL);
     if (mode == M_HANDOFF)
         return handoff_root(NULL);
+    if (mode == M_STUCK)
+        return stuck_root(NULL);
     weft_nursery *n;
     int rc = weft_chan_open(&ping, sizeof(long), 0);
     if (rc || (rc = weft_chan_open(&pong, sizeof(long), 0)) != 0)
@@ -562,7 +629,7 @@ static void *watchdog(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: latency [--cached] timer|spawn|ramp|handoff WORKERS [p50|p99]\n");
+    fprintf(stderr, "usage: latency [--cached] timer|spawn|ramp|handoff|stuck WORKERS [p50|p99]\n");
     return 2;
 }
 
@@ -586,18 +653,20 @@ int main(int argc, char **argv)
             mode = M_RAMP, have_mode = 1;
         else if (!have_mode && strcmp(argv[i], "handoff") == 0)
             mode = M_HANDOFF, have_mode = 1;
+        else if (!have_mode && strcmp(argv[i], "stuck") == 0)
+            mode = M_STUCK, have_mode = 1;
         else if (w == 0 && (w = strtol(argv[i], &end, 10)) > 0 && *end == '\0' && w <= 1024)
             workers = (unsigned)w;
         else
             return usage();
     }
-    if (!have_mode || workers == 0 || (mode == M_RAMP && workers < 2))
+    if (!have_mode || workers == 0 || ((mode == M_RAMP || mode == M_STUCK) && workers < 2))
         return usage();
     const char *quick = getenv("WEFT_BENCH_QUICK");
     int is_quick = quick && strcmp(quick, "1") == 0;
-    n_samples = mode == M_RAMP      ? (is_quick ? 10 : 50)
-                : mode == M_HANDOFF ? (is_quick ? 50 : 300)
-                                    : (is_quick ? 200 : 1000);
+    n_samples = mode == M_RAMP || mode == M_STUCK ? (is_quick ? 10 : 50)
+                : mode == M_HANDOFF               ? (is_quick ? 50 : 300)
+                                                  : (is_quick ? 200 : 1000);
 
     const char *run_id = bench_run_id();
     char path[4096], file[64];

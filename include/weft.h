@@ -66,7 +66,9 @@ typedef struct weft_config {
                                   pages; 16 KiB .. 1 GiB */
     unsigned io_entries;       /* 0: default submission queue size per worker */
     weft_io_backend io;        /* AUTO: io_uring, else epoll (or WEFT_IO) */
-    unsigned blocking_threads; /* 0: 64: threads weft_blocking hand-offs may add */
+    unsigned blocking_threads; /* 0: 64: threads weft_blocking hand-offs may
+                                  add; at most workers + blocking_threads
+                                  threads are inside calls at once */
     bool no_signals;           /* true: leave SIGINT/SIGTERM/SIGQUIT alone */
     /* Added in 0.1 from what was reserved_ (the struct's size is unchanged;
      * zero means what it meant before): */
@@ -177,11 +179,13 @@ WEFT_API const char *weft_task_name(void);
  * the calling worker's own thread, so a short call costs about a function
  * call; if it lasts (from 20 us on; within about a millisecond) while
  * other work waits on that worker, the worker's queues and timers move to
- * another thread (at most weft_config.blocking_threads such threads), like
- * Go's syscall hand-off. A pinned task's worker is never handed off: tasks pinned there
- * wait for the call. Called with the task already cancelled: fn never runs
- * and the call returns -ECANCELED; once fn started, the call always waits
- * for it. Outside a task fn runs inline.
+ * another thread (at most weft_config.blocking_threads such threads, so at
+ * most workers + blocking_threads calls run at once, and the other tasks
+ * wait for a thread to come back), like Go's syscall hand-off. A pinned
+ * task's worker is never handed off: tasks pinned there wait for the call.
+ * Called with the task already cancelled: fn never runs and the call
+ * returns -ECANCELED; once fn started, the call always waits for it.
+ * Outside a task fn runs inline.
  * May park: yes (the task may resume on another thread). Context: both.
  * Returns fn's result or -ECANCELED (-EINVAL: fn NULL). */
 WEFT_API int weft_blocking(weft_fn fn, void *arg);
@@ -479,7 +483,10 @@ WEFT_API int weft_chan_try_send(weft_chan *c, const void *elem);
 WEFT_API int weft_chan_try_recv(weft_chan *c, void *elem);
 /* Idempotent; wakes every waiter; buffered items stay receivable. */
 WEFT_API void weft_chan_close(weft_chan *c);
-/* Only when no task or thread can still use it. */
+/* Only when no task or thread can still use it. Misuse that weft can see (a
+ * task or thread still parked on it) is reported on stderr by name; the
+ * channel is then closed instead (the parked calls return -EPIPE) and its
+ * memory is leaked rather than freed under them. */
 WEFT_API void weft_chan_free(weft_chan *c);
 /* Items buffered now, and the capacity. Snapshots. */
 WEFT_API size_t weft_chan_len(weft_chan *c);

@@ -40,6 +40,7 @@
 
 WEFT__TLS weft__task *weft__tls_blocking_for;
 atomic_bool weft__monitor_napping;
+atomic_bool weft__monitor_idle;
 void (*weft__monitor_poke)(void);
 
 typedef struct {

@@ -1114,6 +1114,12 @@ WEFT__HIDDEN void weft__spares_join(weft__rt *rt);
  * then wakes it (structured/run.c). */
 extern WEFT__HIDDEN atomic_bool weft__monitor_napping;
 extern WEFT__HIDDEN void (*weft__monitor_poke)(void);
+/* The monitor sleeps through its stuck-worker looks because no worker ran
+ * anything since its last look (up to its 250 ms deadlock tick). The first
+ * worker to come out of its park after that wakes it, so that a task that
+ * then runs without parking is noticed within two looks (a few ms), as
+ * while busy (sched/worker.c, find_runnable). */
+extern WEFT__HIDDEN atomic_bool weft__monitor_idle;
 /* Plain threads parked in a weft wait right now (sync/waitq.c). */
 extern WEFT__HIDDEN atomic_int weft__threads_parked;
 /* Foreign threads for the deadlock detector (structured/deadlock.c keeps

@@ -660,6 +660,18 @@ static void stop_spinning(weft__worker *w, bool *spinning)
     }
 }
 
+/* Out of a park (a wake, a timer, an I/O completion): if the monitor sleeps
+ * long because the runtime was idle, wake it, so that it looks at the
+ * workers every few ms again from now on (weft__monitor_idle). Once per
+ * idle period: the first worker out takes the flag. The park costs
+ * microseconds; a relaxed load on its way out costs nothing beside it. */
+static void monitor_idle_end(void)
+{
+    if (WEFT__UNLIKELY(atomic_load_explicit(&weft__monitor_idle, memory_order_relaxed)) &&
+        atomic_exchange(&weft__monitor_idle, false) && weft__monitor_poke)
+        weft__monitor_poke();
+}
+
 /* Leaves the parked state by ourselves; false if a waker claimed it first
  * (then w->idle says which wake it was). */
 static bool unpark_self(weft__worker *w)
@@ -737,6 +749,7 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
             weft__steer_note_park(w);
             weft__idle_park(w, atomic_load_explicit(&w->timer_next, memory_order_relaxed));
             weft__steer_restore(w);
+            monitor_idle_end();
             if (WEFT__TRACING())
                 weft__trace_idle(false);
             if (unpark_self(w))
@@ -824,7 +837,10 @@ bool weft__sysmon(weft__rt *rt, uint64_t *last, bool *in_call)
         uint64_t sw = atomic_load_explicit(&w->ctr.v[WEFT__CTR_INDEX(context_switches)],
                                            memory_order_relaxed);
         bool running = atomic_load_explicit(&w->running_task, memory_order_relaxed);
-        busy |= running;
+        /* Busy: running a task now, or ran one since the last look. A look
+         * that lands between two tasks must not put the monitor to sleep
+         * for its long tick. */
+        busy |= running || sw != last[i];
         if (running && sw == last[i]) {
             /* Same task since the last look. Its worker fires no timers:
              * fire the overdue ones here (the woken go to the inject

@@ -469,9 +469,20 @@ static void *monitor_main(void *arg)
         bool nap = left > SYSMON_CALL_TICK_NS;
         if (nap)
             atomic_store(&weft__monitor_napping, true);
+        /* Sleeping through the stuck-worker looks: the first worker out of
+         * its park ends the sleep (weft__monitor_idle). */
+        bool idle_nap = !busy && left > SYSMON_TICK_NS;
+        if (idle_nap)
+            atomic_store(&weft__monitor_idle, true);
         int r = ppoll(&p, 1, &ts, NULL);
         if (nap && !atomic_exchange(&weft__monitor_napping, false))
             next_sysmon = 0; /* poked by a call: look at the workers now */
+        if (idle_nap && !atomic_exchange(&weft__monitor_idle, false)) {
+            /* A worker woke: a look now notes each worker's switch count,
+             * the next one (SYSMON_TICK_NS on) finds one stuck. */
+            busy = true;
+            next_sysmon = 0;
+        }
         if (r < 0 && errno == EINTR)
             continue;
         if (r == 0) {

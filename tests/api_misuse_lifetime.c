@@ -63,6 +63,19 @@ static int relock(void *arg)
     return 0;
 }
 
+/* The runtime's worker count, from the header of a dump. */
+static int count_workers(void *arg)
+{
+    unsigned *out = arg;
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    weft_dump(fileno(f));
+    char *d = test_read_all(fileno(f));
+    CHECK_EQ(sscanf(d, "weft: dump: %u workers", out), 1);
+    fclose(f);
+    return 0;
+}
+
 int main(void)
 {
     test_watchdog(50);
@@ -78,7 +91,13 @@ int main(void)
     CHECK(strstr(err, "weft_nursery_close on an invalid or already closed nursery") != NULL);
     setenv("WEFT_WORKERS", "0", 1);
     CHECK_OK(weft_run(NULL, relock, NULL));
+    /* ... and means what workers = 0 means without it. */
+    unsigned by_env = 0, by_config = 0;
+    CHECK_OK(weft_run(NULL, count_workers, &by_env));
     unsetenv("WEFT_WORKERS");
+    CHECK_OK(weft_run(NULL, count_workers, &by_config));
+    CHECK(by_config >= 1);
+    CHECK_EQ(by_env, by_config);
     printf("api_misuse_lifetime: ok\n");
     return 0;
 }
