@@ -2,12 +2,18 @@
  * the worker is handed to another thread); a caller already cancelled
  * gets -ECANCELED and fn never runs; once started the call waits for fn;
  * inside fn weft_in_task() is false and weft_cancelled() reports the
- * waiting task.
+ * waiting task; fn has a thread's stack, not a task's: a 1 MiB local array
+ * (every page written and summed) and getaddrinfo("localhost") (libc's
+ * resolver, /etc/hosts, loopback only) run in it, from several tasks at
+ * once on 1 and 2 workers.
  * TIMEOUT: 60
  * LABELS: unit
  */
 #include "test.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -291,6 +297,141 @@ static int cancellation(void *arg)
     return 0;
 }
 
+/* fn runs on a thread's own stack (a task's is 64 KiB): a 1 MiB local
+ * array, every page written, then summed. The asm barrier makes the
+ * compiler keep the stores and the loads. */
+#define BIG_BYTES (1 << 20)
+#define PAGE_BYTES 4096
+
+static long big_expected(unsigned seed)
+{
+    long sum = 0;
+    for (long p = 0; p < BIG_BYTES / PAGE_BYTES; p++)
+        sum += (long)(unsigned char)(p + seed) - (long)(unsigned char)seed;
+    return sum + (long)BIG_BYTES * (unsigned char)seed;
+}
+
+static int big_local_body(void *arg)
+{
+    CHECK(!weft_in_task());
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    unsigned char buf[BIG_BYTES];
+    memset(buf, (int)(unsigned char)seed, sizeof buf);
+    for (long p = 0; p < BIG_BYTES / PAGE_BYTES; p++)
+        buf[p * PAGE_BYTES + p % 97] = (unsigned char)(p + seed);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+    long sum = 0;
+    for (long i = 0; i < BIG_BYTES; i++)
+        sum += buf[i];
+    __asm__ volatile("" : : "r"(buf) : "memory");
+    /* The sum fits an int: at most 255 * 1 MiB. */
+    return sum == big_expected(seed) ? (int)(sum & 0x7fffffff) : -EIO;
+}
+
+/* getaddrinfo in fn: libc's resolver (NSS, /etc/hosts) with its deep
+ * stack. Returns getaddrinfo's result; on success each address must be
+ * loopback and port 80. */
+static int resolve_localhost(void *arg)
+{
+    (void)arg;
+    CHECK(!weft_in_task());
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = getaddrinfo("localhost", "80", &hints, &res);
+    if (rc != 0)
+        return rc; /* an EAI_* code (negative; none is -ECANCELED) */
+    int n = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next, n++) {
+        if (a->ai_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)a->ai_addr;
+            CHECK_EQ(ntohl(in->sin_addr.s_addr) >> 24, 127);
+            CHECK_EQ(ntohs(in->sin_port), 80);
+        } else {
+            CHECK_EQ(a->ai_family, AF_INET6);
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)a->ai_addr;
+            CHECK(IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr));
+            CHECK_EQ(ntohs(in6->sin6_port), 80);
+        }
+    }
+    freeaddrinfo(res);
+    CHECK(n > 0);
+    return 0;
+}
+
+/* What getaddrinfo("localhost") gives on a plain thread, to compare with
+ * (a machine whose /etc/hosts lacks localhost fails the same way in both). */
+static int resolve_plain_rc;
+
+enum { STACK_CALLERS = 4, STACK_ROUNDS = 5 };
+
+static int stack_caller(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    for (unsigned r = 0; r < STACK_ROUNDS; r++) {
+        unsigned seed = id * 31 + r * 7 + 1;
+        int got = weft_blocking(big_local_body, (void *)(uintptr_t)seed);
+        CHECK_EQ(got, big_expected(seed) & 0x7fffffff);
+        CHECK_EQ(weft_blocking(resolve_localhost, NULL), resolve_plain_rc);
+        CHECK_OK(weft_yield());
+    }
+    return 0;
+}
+
+/* Several callers at once, so that calls may be handed off (other work
+ * waits on the worker) and run on a spare thread's stack. */
+static int big_stack_calls(void *arg)
+{
+    (void)arg;
+    weft_nursery *n;
+    CHECK_OK(weft_nursery_open(&n));
+    for (unsigned i = 0; i < STACK_CALLERS; i++)
+        CHECK_OK(weft_spawn(n, stack_caller, (void *)(uintptr_t)i));
+    CHECK_OK(weft_nursery_close(n));
+    return 0;
+}
+
+/* The cap: with W workers and blocking_threads = B, at most W + B calls
+ * run at once (each worker's own thread, plus the threads hand-offs may
+ * add); the rest of the callers wait for a thread, and every call ends. */
+enum { CAP_WORKERS = 2, CAP_THREADS = 2, CAP_CALLERS = 12 };
+static atomic_int in_calls, max_in_calls, calls_done;
+
+static int capped_body(void *arg)
+{
+    int now = atomic_fetch_add(&in_calls, 1) + 1;
+    int m = atomic_load(&max_in_calls);
+    while (now > m && !atomic_compare_exchange_weak(&max_in_calls, &m, now)) {
+    }
+    usleep(20000); /* long enough for a hand-off to add a thread */
+    atomic_fetch_sub(&in_calls, 1);
+    return *(int *)arg;
+}
+
+static int capped_caller(void *arg)
+{
+    int v = (int)(intptr_t)arg;
+    CHECK_EQ(weft_blocking(capped_body, &v), v);
+    atomic_fetch_add(&calls_done, 1);
+    return 0;
+}
+
+static int capped_calls(void *arg)
+{
+    (void)arg;
+    weft_nursery *n;
+    CHECK_OK(weft_nursery_open(&n));
+    for (int i = 0; i < CAP_CALLERS; i++)
+        CHECK_OK(weft_spawn(n, capped_caller, (void *)(intptr_t)(i + 1)));
+    CHECK_OK(weft_nursery_close(n));
+    CHECK_EQ(atomic_load(&calls_done), CAP_CALLERS);
+    CHECK(atomic_load(&max_in_calls) >= 1);
+    CHECK(atomic_load(&max_in_calls) <= CAP_WORKERS + CAP_THREADS);
+    return 0;
+}
+
 static int inline_fn(void *arg) { return *(int *)arg; }
 
 int main(void)
@@ -303,11 +444,22 @@ int main(void)
     CHECK_OK(test_run(2, all_workers_in_calls, NULL));
     CHECK_OK(test_run(1, handoffs_in_a_row, NULL));
     CHECK_OK(test_run(1, pinned_caller, NULL));
+    resolve_plain_rc = resolve_localhost(NULL);
+    if (resolve_plain_rc != 0)
+        fprintf(stderr, "sched_blocking: getaddrinfo(\"localhost\") fails here too: %s\n",
+                gai_strerror(resolve_plain_rc));
+    CHECK_OK(test_run(1, big_stack_calls, NULL));
+    CHECK_OK(test_run(2, big_stack_calls, NULL));
     weft_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.workers = 2;
     cfg.blocking_threads = 1;
     CHECK_OK(weft_run(&cfg, cancellation, NULL));
+    cfg.workers = CAP_WORKERS;
+    cfg.blocking_threads = CAP_THREADS;
+    CHECK_OK(weft_run(&cfg, capped_calls, NULL));
+    fprintf(stderr, "sched_blocking: at most %d calls at once (cap %d)\n",
+            atomic_load(&max_in_calls), CAP_WORKERS + CAP_THREADS);
     printf("sched_blocking: ok\n");
     return 0;
 }
