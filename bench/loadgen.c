@@ -10,7 +10,7 @@
  *   weftpeers-tokio -bench echo_serve)
  *
  *   loadgen --server "CMD" --conns N --size BYTES --secs S --name NAME
- *           [--syscall-secs S2] [--report rate|syscalls|cpu]
+ *           [--syscall-secs S2] [--report rate|syscalls|cpu|p99]
  *       starts CMD (sh -c), reads its PORT line, opens N connections, and
  *       on each sends BYTES, waits for all of them back, and repeats, for S
  *       seconds after a short warm-up (one thread, edge-triggered epoll).
@@ -32,7 +32,7 @@
  *       generator, not the server, sets the rate). --report syscalls or
  *       --report cpu prints that figure as the BENCH line instead of the
  *       rate ("syscalls/rt", "us/rt"; no BENCH line if it is n/a), for rows
- *       that compare it.
+ *       that compare it; --report p99 the round trips' p99 latency ("us").
  *
  * WEFT_BENCH_QUICK=1 shortens the measurement to 0.5 s.
  */
@@ -466,6 +466,9 @@ static int drive(const char *cmd, int nconn, size_t size, double secs, double sc
     } else if (strcmp(report, "cpu") == 0) {
         if (rts)
             printf("BENCH %s %.3f us/rt\n", name, cpu_rt);
+    } else if (strcmp(report, "p99") == 0) {
+        if (ln)
+            printf("BENCH %s %.1f us\n", name, lat[ln * 99 / 100] / 1e3);
     } else {
         printf("BENCH %s %.0f rt/s\n", name, rate);
     }
@@ -506,10 +509,11 @@ int main(int argc, char **argv)
         }
     }
     if (!cmd || nconn < 1 || size < 1 || size > 65536 || secs <= 0 || sc_secs < 0 ||
-        (strcmp(report, "rate") && strcmp(report, "syscalls") && strcmp(report, "cpu"))) {
+        (strcmp(report, "rate") && strcmp(report, "syscalls") && strcmp(report, "cpu") &&
+         strcmp(report, "p99"))) {
         fprintf(stderr, "usage: loadgen --serve weft|epoll | loadgen --server CMD [--conns N] "
                         "[--size BYTES] [--secs S] [--name NAME] [--syscall-secs S] "
-                        "[--report rate|syscalls|cpu]\n");
+                        "[--report rate|syscalls|cpu|p99]\n");
         return 2;
     }
     return drive(cmd, nconn, size, secs, sc_secs, report, name);
