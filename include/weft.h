@@ -662,8 +662,10 @@ WEFT_API const char *weft_io_backend_name(void);
  * address; port "0" = any free port. Returns the fd or -errno (-EINVAL for
  * a name that does not resolve). */
 WEFT_API int weft_tcp_listen(const char *host, const char *port, int backlog);
-/* A connected TCP socket. Name resolution runs off the workers (on the
- * blocking pool); cancellation and deadlines cover it too. */
+/* A connected TCP socket. A name that is not a numeric address is resolved
+ * off the workers (getaddrinfo on a short-lived thread of its own, while
+ * the task parks); cancellation and deadlines cover it too: the call then
+ * returns at once and the lookup's result is dropped when it ends. */
 WEFT_API int weft_tcp_connect(const char *host, const char *port);
 
 #ifdef __cplusplus

@@ -421,10 +421,21 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len)
         return -EINVAL;
     weft__worker *w = io_worker();
     if (!w) {
-        int r;
-        while ((r = (int)neg(connect(fd, addr, len))) == -EINTR) {
-        }
-        return r;
+        int r = (int)neg(connect(fd, addr, len));
+        if (r != -EINTR)
+            return r;
+        /* Interrupted, the attempt goes on in the kernel and a second
+         * connect would only say EALREADY (connect(2)): wait for it the way
+         * a non-blocking connect is waited for. */
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        while (poll(&p, 1, -1) < 0)
+            if (errno != EINTR)
+                return -errno;
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+            return -errno;
+        return -err;
     }
     if (weft__task_cancelled(w->current))
         return -ECANCELED;
