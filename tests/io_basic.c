@@ -4,8 +4,12 @@
  * partial writes, offsets, bad input, a TCP recv after a short read (the
  * epoll backend parks it without a syscall: more data, EOF that came with
  * the data, an RST, several readers), the plain-syscall path outside a
- * task, and the automatic fallback when io_uring setup fails. Every case
- * checks that it leaked no fd.
+ * task, and the automatic fallback when io_uring setup fails. Vectored
+ * calls (readv/writev, recvmsg/sendmsg with several iovecs) on a loopback
+ * TCP connection and a pipe; short writes asserted to happen (small socket
+ * buffers), with a cancelled write moving nothing; weft_config.io choosing
+ * epoll over WEFT_IO=uring; the fallback under a real seccomp filter that
+ * makes io_uring_setup fail. Every case checks that it leaked no fd.
  * TIMEOUT: 120
  * LABELS: unit io
  */
@@ -13,8 +17,16 @@
 #include "weft.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/io_uring.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 static int fds_before;
 
@@ -279,6 +291,300 @@ static int t_reset(void *arg)
     return 0;
 }
 
+/* ---- vectored calls: several iovecs, over TCP and a pipe ----------------- */
+
+typedef enum { V_RW, V_MSG } vmode; /* readv/writev, or recvmsg/sendmsg */
+
+static ssize_t vec_out(vmode m, int fd, const struct iovec *iov, int cnt)
+{
+    if (m == V_RW)
+        return weft_writev(fd, iov, cnt, -1);
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
+    return weft_sendmsg(fd, &mh, 0);
+}
+
+static ssize_t vec_in(vmode m, int fd, struct iovec *iov, int cnt)
+{
+    if (m == V_RW)
+        return weft_readv(fd, iov, cnt, -1);
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+    return weft_recvmsg(fd, &mh, 0);
+}
+
+/* Cuts buf[at..n) into up to three pieces of the sizes in cut[] (fewer
+ * only at the end); returns how many. */
+static int vec_cut(char *buf, size_t at, size_t n, const size_t cut[3], struct iovec iov[3])
+{
+    int k = 0;
+    for (; k < 3 && at < n; k++) {
+        size_t len = n - at < cut[k] ? n - at : cut[k];
+        iov[k] = (struct iovec){buf + at, len};
+        at += len;
+    }
+    return k;
+}
+
+static char vec_byte(size_t i) { return (char)(i * 11 + (i >> 10)); }
+
+typedef struct {
+    vmode m;
+    int fd;
+    size_t total;
+    bool close_after; /* close fd (a pipe's write end), else SHUT_WR */
+} vec_arg;
+
+/* Writes total pattern bytes with the vectored call, three pieces a call,
+ * following its partial writes. */
+static int vec_writer(void *arg)
+{
+    vec_arg *a = arg;
+    static const size_t cut[3] = {1000, 1, 3001};
+    char *buf = malloc(a->total);
+    CHECK(buf != NULL);
+    for (size_t i = 0; i < a->total; i++)
+        buf[i] = vec_byte(i);
+    size_t done = 0;
+    while (done < a->total) {
+        struct iovec iov[3];
+        int k = vec_cut(buf, done, a->total, cut, iov);
+        size_t want = 0;
+        for (int i = 0; i < k; i++)
+            want += iov[i].iov_len;
+        ssize_t r = vec_out(a->m, a->fd, iov, k);
+        CHECK(r > 0 && (size_t)r <= want);
+        done += (size_t)r;
+    }
+    if (a->close_after)
+        CHECK_OK(weft_close(a->fd));
+    else
+        CHECK_OK(weft_shutdown(a->fd, SHUT_WR));
+    free(buf);
+    return 0;
+}
+
+/* Reads with the vectored call, three pieces a call, until EOF: every
+ * byte intact and in order, exactly total of them. */
+static void vec_read_all(vmode m, int fd, size_t total)
+{
+    static const size_t cut[3] = {777, 2, 4096};
+    char *buf = malloc(total + 1);
+    CHECK(buf != NULL);
+    size_t got = 0;
+    for (;;) {
+        struct iovec iov[3];
+        int k = vec_cut(buf, got, total + 1, cut, iov); /* room for one byte too many */
+        ssize_t r = vec_in(m, fd, iov, k);
+        CHECK(r >= 0);
+        if (r == 0)
+            break;
+        got += (size_t)r;
+        CHECK(got <= total);
+    }
+    CHECK_EQ(got, total);
+    for (size_t i = 0; i < total; i++)
+        if (buf[i] != vec_byte(i)) {
+            fprintf(stderr, "byte %zu of %zu: %d, want %d\n", i, total, buf[i], vec_byte(i));
+            CHECK(false);
+        }
+    free(buf);
+}
+
+static void vec_stream(vmode m, int wfd, int rfd, bool close_after)
+{
+    vec_arg a = {m, wfd, (size_t)test_scale(300000), close_after};
+    weft_nursery *n;
+    CHECK_OK(weft_nursery_open(&n));
+    CHECK_OK(weft_spawn(n, vec_writer, &a));
+    vec_read_all(m, rfd, a.total);
+    CHECK_OK(weft_nursery_close(n));
+}
+
+/* Waits until n bytes are queued to read on fd (a socket or a pipe). */
+static void wait_queued(int fd, int n)
+{
+    int q = 0;
+    CHECK_SOON(ioctl(fd, FIONREAD, &q) == 0 && q >= n);
+    CHECK_EQ(q, n);
+}
+
+static int t_vectored(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    int l, c, s;
+    /* sendmsg/recvmsg over loopback TCP: three pieces out, two in. With
+     * all 14 bytes queued, one call fills both pieces. */
+    io_tcp_pair(&l, &c, &s);
+    char one[] = "abc", two[] = "defg", three[] = "hijklmn";
+    struct iovec iov[3] = {{one, 3}, {two, 4}, {three, 7}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 3};
+    CHECK_EQ(weft_sendmsg(c, &m, 0), 14);
+    wait_queued(s, 14);
+    char r1[5], r2[20];
+    struct iovec riov[2] = {{r1, sizeof r1}, {r2, sizeof r2}};
+    struct msghdr rm = {.msg_iov = riov, .msg_iovlen = 2};
+    CHECK_EQ(weft_recvmsg(s, &rm, 0), 14);
+    CHECK(memcmp(r1, "abcde", 5) == 0 && memcmp(r2, "fghijklmn", 9) == 0);
+    /* writev/readv at the position (-1), the other way. */
+    struct iovec wv[2] = {{"0123", 4}, {"456789", 6}};
+    CHECK_EQ(weft_writev(s, wv, 2, -1), 10);
+    wait_queued(c, 10);
+    char a[3], b[7], extra[4];
+    struct iovec rv[3] = {{a, 3}, {b, 7}, {extra, 4}};
+    CHECK_EQ(weft_readv(c, rv, 3, -1), 10);
+    CHECK(memcmp(a, "012", 3) == 0 && memcmp(b, "3456789", 7) == 0);
+    /* Longer streams, three pieces a call on both sides, each call's
+     * count followed. */
+    vec_stream(V_MSG, c, s, false);
+    vec_stream(V_RW, s, c, false);
+    CHECK_OK(weft_close(c));
+    CHECK_OK(weft_close(s));
+    CHECK_OK(weft_close(l));
+    /* writev/readv on a pipe (offset -1: not seekable anyway). */
+    int p[2];
+    CHECK_OK(pipe(p));
+    CHECK_EQ(weft_writev(p[1], iov, 3, -1), 14);
+    wait_queued(p[0], 14);
+    CHECK_EQ(weft_readv(p[0], riov, 2, -1), 14);
+    CHECK(memcmp(r1, "abcde", 5) == 0 && memcmp(r2, "fghijklmn", 9) == 0);
+    vec_stream(V_RW, p[1], p[0], true);
+    CHECK_OK(weft_close(p[0]));
+    fd_check();
+    return 0;
+}
+
+/* ---- short writes ---------------------------------------------------------
+ * weft_send/write/writev/sendmsg return what the kernel took (weft.h): a
+ * short count when the socket buffer fills, never a loop until all is
+ * sent. With small buffers and nobody reading, a 1 MiB write must come back
+ * short; a write that a deadline cancels while it waits for room returns
+ * -ECANCELED having moved nothing, or the count it moved; the reader then
+ * sees exactly the bytes the counts add up to, in order. */
+
+enum { W_SEND, W_WRITE, W_WRITEV, W_SENDMSG, W_KINDS };
+static const char *const w_names[W_KINDS] = {"weft_send", "weft_write", "weft_writev",
+                                             "weft_sendmsg"};
+
+static ssize_t w_call(int kind, int fd, const char *buf, size_t n)
+{
+    size_t h = n / 2;
+    struct iovec iov[2] = {{(char *)buf, h}, {(char *)buf + h, n - h}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    switch (kind) {
+    case W_SEND:
+        return weft_send(fd, buf, n, 0);
+    case W_WRITE:
+        return weft_write(fd, buf, n, -1);
+    case W_WRITEV:
+        return weft_writev(fd, iov, 2, -1);
+    default:
+        return weft_sendmsg(fd, &mh, 0);
+    }
+}
+
+static char short_byte(size_t i, int kind) { return (char)(i * 13 + (i >> 11) + (size_t)kind); }
+
+typedef struct {
+    int fd, kind;
+    size_t total;
+} short_rd;
+
+static int short_reader(void *arg)
+{
+    short_rd *a = arg;
+    size_t got = 0;
+    char buf[4096];
+    while (got < a->total) {
+        ssize_t r = weft_recv(a->fd, buf, sizeof buf, 0);
+        CHECK(r > 0);
+        for (ssize_t i = 0; i < r; i++)
+            if (buf[i] != short_byte(got + (size_t)i, a->kind)) {
+                fprintf(stderr, "%s: byte %zu: %d, want %d\n", w_names[a->kind], got + (size_t)i,
+                        buf[i], short_byte(got + (size_t)i, a->kind));
+                CHECK(false);
+            }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static int t_short_write(void *arg)
+{
+    (void)arg;
+    fd_mark();
+    const size_t total = 1 << 20;
+    char *buf = malloc(total);
+    CHECK(buf != NULL);
+    for (int kind = 0; kind < W_KINDS; kind++) {
+        int l = weft_tcp_listen("127.0.0.1", "0", 4);
+        CHECK(l >= 0);
+        int small = 4096;
+        /* The accepted end inherits the listener's receive buffer. */
+        CHECK_OK(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof small));
+        char port[16];
+        io_port_of(l, port);
+        int c = weft_tcp_connect("127.0.0.1", port);
+        CHECK(c >= 0);
+        int s = weft_accept(l, NULL, NULL, SOCK_CLOEXEC);
+        CHECK(s >= 0);
+        CHECK_OK(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small));
+        for (size_t i = 0; i < total; i++)
+            buf[i] = short_byte(i, kind);
+        /* Nobody reads yet: the kernel takes a part of the megabyte, and
+         * the call returns that on its own (the deadline is only there so
+         * that a call waiting to send it all fails fast). */
+        weft_scope sc;
+        weft_scope_enter(&sc, weft_now() + PROMPT_NS);
+        ssize_t first = w_call(kind, c, buf, total);
+        CHECK(!weft_scope_exit(&sc));
+        CHECK(first > 0 && (size_t)first < total);
+        size_t sent = (size_t)first;
+        /* Still nobody reads: a write under a deadline waits for room that
+         * does not come (or takes what an ACK freed meanwhile, a count). */
+        bool cancelled = false;
+        for (int i = 0; i < 200 && !cancelled; i++) {
+            weft_scope_enter(&sc, weft_now() + test_ms(10));
+            ssize_t r = w_call(kind, c, buf + sent, total - sent);
+            weft_scope_exit(&sc);
+            if (r == -ECANCELED) {
+                cancelled = true;
+            } else {
+                CHECK(r > 0 && (size_t)r < total - sent);
+                sent += (size_t)r;
+            }
+        }
+        CHECK(cancelled);
+        size_t before_reader = sent;
+        /* A reader drains; the writes go on, each taking what fits. */
+        short_rd rd = {s, kind, total};
+        weft_nursery *n;
+        CHECK_OK(weft_nursery_open(&n));
+        CHECK_OK(weft_spawn(n, short_reader, &rd));
+        long calls = 0, shorts = 0;
+        while (sent < total) {
+            ssize_t r = w_call(kind, c, buf + sent, total - sent);
+            CHECK(r > 0 && (size_t)r <= total - sent);
+            calls++;
+            shorts += (size_t)r < total - sent;
+            sent += (size_t)r;
+        }
+        CHECK_OK(weft_nursery_close(n)); /* the reader saw every byte */
+        fprintf(
+            stderr,
+            "   %s: first write %zd of %zu, %zu before the reader, then %ld calls (%ld short)\n",
+            w_names[kind], first, total, before_reader, calls, shorts);
+        CHECK_OK(weft_shutdown(c, SHUT_WR));
+        char x;
+        CHECK_EQ(weft_recv(s, &x, 1, 0), 0); /* nothing more than total */
+        CHECK_OK(weft_close(c));
+        CHECK_OK(weft_close(s));
+        CHECK_OK(weft_close(l));
+    }
+    free(buf);
+    fd_check();
+    return 0;
+}
+
 /* ---- a read after a short read (epoll: parks without trying it) ---------- */
 
 static int recv_reset(void *arg)
@@ -286,18 +592,6 @@ static int recv_reset(void *arg)
     char b[16];
     CHECK_EQ(weft_recv(*(int *)arg, b, sizeof b, 0), -ECONNRESET);
     return 0;
-}
-
-static void tcp_pair(int *l, int *c, int *s)
-{
-    *l = weft_tcp_listen("127.0.0.1", "0", 16);
-    CHECK(*l >= 0);
-    char port[16];
-    io_port_of(*l, port);
-    *c = weft_tcp_connect("127.0.0.1", port);
-    CHECK(*c >= 0);
-    *s = weft_accept(*l, NULL, NULL, 0);
-    CHECK(*s >= 0);
 }
 
 static uint64_t direct_syscalls(void)
@@ -345,7 +639,7 @@ static int t_tcp_drained(void *arg)
     /* More data after a short read wakes the next recv, which (epoll)
      * made no syscall before it parked: the sender's send and its own
      * successful recv are the only direct syscalls meanwhile. */
-    tcp_pair(&l, &c, &s);
+    io_tcp_pair(&l, &c, &s);
     io_send_all(s, "a", 1);
     /* Idle, so that the edge of "a" is harvested now: harvested after the
      * recv, it would void what that recv learnt (a retry, correctly). */
@@ -382,7 +676,7 @@ static int t_tcp_drained(void *arg)
     CHECK_OK(weft_close(s));
     /* The same with data and EOF harvested before the first recv. */
     CHECK_OK(weft_close(l));
-    tcp_pair(&l, &c, &s);
+    io_tcp_pair(&l, &c, &s);
     io_send_all(s, "xyz", 3);
     CHECK_OK(weft_shutdown(s, SHUT_WR));
     CHECK_OK(weft_sleep(10 * 1000 * 1000));
@@ -392,7 +686,7 @@ static int t_tcp_drained(void *arg)
     CHECK_OK(weft_close(s));
     /* An RST after a short read: the parked recv wakes with ECONNRESET. */
     CHECK_OK(weft_close(l));
-    tcp_pair(&l, &c, &s);
+    io_tcp_pair(&l, &c, &s);
     io_send_all(s, "a", 1);
     CHECK_EQ(weft_recv(c, buf, sizeof buf, 0), 1);
     CHECK_OK(weft_nursery_open(&n));
@@ -474,6 +768,135 @@ static void t_fallback(void)
     }
 }
 
+/* weft_config.io = WEFT_IO_EPOLL takes epoll, even with WEFT_IO=uring in
+ * the environment (the variable applies only to a field left at AUTO);
+ * WEFT_IO_URING takes io_uring over WEFT_IO=epoll where io_uring works. */
+static int config_epoll_body(void *arg)
+{
+    (void)arg;
+    CHECK(strcmp(weft_io_backend_name(), "epoll") == 0);
+    return t_tcp_echo(NULL);
+}
+
+/* Can this process set up a ring with what weft needs (io/ring.c)? */
+static bool uring_usable(void)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    int fd = (int)syscall(__NR_io_uring_setup, 4, &p);
+    if (fd < 0)
+        return false;
+    close(fd);
+    unsigned need = IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP | IORING_FEAT_RW_CUR_POS;
+    return (p.features & need) == need;
+}
+
+static bool uring_expected;
+
+static int config_uring_body(void *arg)
+{
+    (void)arg;
+    CHECK(strcmp(weft_io_backend_name(), uring_expected ? "io_uring" : "epoll") == 0);
+    return t_tcp_echo(NULL);
+}
+
+static int child_config_epoll(void)
+{
+    unsetenv("WEFT_TEST_URING_FAIL");
+    CHECK_OK(setenv("WEFT_IO", "uring", 1));
+    weft_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = 2;
+    cfg.io = WEFT_IO_EPOLL;
+    CHECK_OK(weft_run(&cfg, config_epoll_body, NULL));
+    CHECK(weft_io_backend_name() == NULL); /* outside the run */
+    return 0;
+}
+
+static int child_config_uring(void)
+{
+    unsetenv("WEFT_TEST_URING_FAIL");
+    CHECK_OK(setenv("WEFT_IO", "epoll", 1));
+    uring_expected = uring_usable();
+    weft_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = 2;
+    cfg.io = WEFT_IO_URING;
+    CHECK_OK(weft_run(&cfg, config_uring_body, NULL));
+    return 0;
+}
+
+static void t_config_io(void)
+{
+    CHECK_EQ(io_fork(child_config_epoll, 60), 0);
+    CHECK_EQ(io_fork(child_config_uring, 60), 0);
+}
+
+/* The fallback with a real setup failure: a seccomp filter makes
+ * io_uring_setup fail with EPERM (as container profiles do); asked for
+ * io_uring (WEFT_IO=uring), weft runs on epoll and a TCP echo works. */
+#if defined(__x86_64__)
+#define SECCOMP_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SECCOMP_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+static int seccomp_body(void *arg)
+{
+    (void)arg;
+    CHECK(strcmp(weft_io_backend_name(), "epoll") == 0);
+    return t_tcp_echo(NULL);
+}
+
+static int child_seccomp(void)
+{
+#ifndef SECCOMP_ARCH
+    fprintf(stderr, "   skipped: no seccomp arch value for this architecture\n");
+    return 77;
+#else
+    unsetenv("WEFT_TEST_URING_FAIL");
+    CHECK_OK(setenv("WEFT_IO", "uring", 1));
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        fprintf(stderr, "   skipped: PR_SET_NO_NEW_PRIVS: %s\n", strerror(errno));
+        return 77;
+    }
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        /* Another ABI's syscall numbers mean other calls: leave them be
+         * (weft makes none). */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = (unsigned short)(sizeof f / sizeof f[0]), .filter = f};
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
+        fprintf(stderr, "   skipped: seccomp filter: %s\n", strerror(errno));
+        return 77;
+    }
+    /* The filter is in force: io_uring_setup itself fails. */
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    CHECK_EQ(syscall(__NR_io_uring_setup, 4, &p), -1);
+    CHECK_EQ(errno, EPERM);
+    weft_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = 2;
+    CHECK_OK(weft_run(&cfg, seccomp_body, NULL));
+    return 0;
+#endif
+}
+
+static void t_fallback_seccomp(void)
+{
+    int rc = io_fork(child_seccomp, 60);
+    if (rc == 77)
+        return; /* the child said why */
+    CHECK_EQ(rc, 0);
+}
+
 /* Outside a task: the plain syscalls. */
 static void t_outside(void)
 {
@@ -510,13 +933,17 @@ int main(void)
     /* First: it forks, and later cases leave resolver threads (detached,
      * maybe still exiting) that could hold a lock of the allocator. */
     CASE(t_fallback);
+    CASE(t_fallback_seccomp);
+    CASE(t_config_io);
     CASE(t_outside);
     RUN(t_backend);
     RUN(t_pipe);
     RUN(t_epipe);
     RUN(t_file);
     RUN(t_unix_msg);
+    RUN(t_vectored);
     RUN(t_tcp_echo);
+    RUN(t_short_write);
     RUN(t_reset);
     RUN(t_tcp_drained);
     RUN(t_bad_input);

@@ -6,9 +6,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Open fds of this process, not counting those open on /proc: this
@@ -67,6 +69,78 @@ static inline void io_check_fds(int before)
     CHECK_EQ(n, before);
 }
 
+/* Threads of this process, not counting io_uring's kernel workers
+ * ("iou-wrk-*", "iou-sqp-*"), which the kernel starts for a ring and reaps
+ * on its own schedule. A thread that exits while it is counted is not. */
+static inline int io_count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "%s/comm", e->d_name);
+        int fd = openat(dirfd(d), path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* gone meanwhile */
+        ssize_t len = read(fd, comm, sizeof comm - 1);
+        close(fd);
+        if (len < 0)
+            continue;
+        comm[len] = 0;
+        if (strncmp(comm, "iou-", 4) != 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Fails unless the thread count comes back to `before` within `bound_ns`
+ * (a task polls with weft_sleep, a plain thread with usleep). */
+static inline void io_check_threads(int before, int64_t bound_ns)
+{
+    int64_t end = weft_now() + bound_ns;
+    int n;
+    while ((n = io_count_threads()) != before && weft_now() < end) {
+        if (weft_in_task())
+            (void)weft_sleep(test_ms(2));
+        else
+            usleep(2000);
+    }
+    CHECK_EQ(n, before);
+}
+
+/* Runs fn in a forked child, under a watchdog of its own (alarms are not
+ * inherited), with stdout and stderr shared; returns its exit status: 0
+ * passed, 77 skipped (fn said why on stderr), anything else failed (a CHECK
+ * in the child aborts it: 128 + the signal). Fork before this process has
+ * other threads that could hold a lock (a run's, a resolver thread): cases
+ * that fork run first. */
+static inline int io_fork(int (*fn)(void), unsigned watchdog_seconds)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        test_watchdog(watchdog_seconds);
+        int rc = fn();
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "child killed by signal %d\n", WTERMSIG(status));
+        return 128 + WTERMSIG(status);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
 /* The port a bound socket listens on, as a string. */
 static inline void io_port_of(int fd, char out[16])
 {
@@ -83,6 +157,20 @@ static inline const char *io_expected_backend(void)
 {
     const char *e = getenv("WEFT_IO");
     return e && strcmp(e, "epoll") == 0 ? "epoll" : "io_uring";
+}
+
+/* A loopback TCP connection: *l listens on 127.0.0.1 (any port), *c is
+ * connected to it and *s is the accepted end. */
+static inline void io_tcp_pair(int *l, int *c, int *s)
+{
+    *l = weft_tcp_listen("127.0.0.1", "0", 16);
+    CHECK(*l >= 0);
+    char port[16];
+    io_port_of(*l, port);
+    *c = weft_tcp_connect("127.0.0.1", port);
+    CHECK(*c >= 0);
+    *s = weft_accept(*l, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(*s >= 0);
 }
 
 /* Sends all n bytes (loops over partial sends). */
