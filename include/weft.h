@@ -562,6 +562,7 @@ typedef enum {
     WEFT_IO_OP_CONNECT,   /* weft_connect */
     WEFT_IO_OP_POLL,      /* weft_poll */
     WEFT_IO_OP_OTHER,     /* weft_open, weft_fsync */
+    WEFT_IO_OP_CLOSE,     /* weft_close, weft_shutdown (added after OTHER) */
     WEFT_IO_OP_KINDS = 16 /* the arrays' size: room for kinds added later */
 } weft_io_op_kind;
 
@@ -589,7 +590,8 @@ typedef struct weft_io_stats {
     uint64_t direct_syscalls;             /* the call's own syscall made by the worker: on
                                              epoll every try (and connect's poll and
                                              getsockopt); on io_uring a send tried before
-                                             it parks, weft_poll's first check */
+                                             it parks, weft_poll's first check; on both,
+                                             weft_close's and weft_shutdown's own */
     uint64_t other_syscalls;              /* epoll: epoll_ctl and fcntl registering or
                                              dropping an fd, reads of a wake eventfd */
     uint64_t wake_syscalls;               /* waking an idle worker, from any thread: an
@@ -597,6 +599,12 @@ typedef struct weft_io_stats {
                                              (io_uring, Linux 6.13+), else an eventfd write */
     uint64_t uring_cancels;               /* IORING_OP_ASYNC_CANCEL for an op whose wait
                                              a cancel or deadline ended */
+    /* Added later (a caller built against an older weft.h passes the
+     * smaller size and never sees it): */
+    uint64_t syscalls_by_op[WEFT_IO_OP_KINDS]; /* direct_syscalls by the kind of the call
+                                                  that made them (they sum to it); the
+                                                  batched ring enters and epoll waits serve
+                                                  every call at once and count only above */
 } weft_io_stats;
 
 /* Fills out->size bytes of *out: the fields this library knows, zeros past

@@ -111,6 +111,7 @@ typedef struct {
     /* own */
     _Atomic uint64_t sub[WEFT_IO_OP_KINDS], done[WEFT_IO_OP_KINDS];
     _Atomic uint64_t direct, other, epoll_waits, epoll_sleeps, uring_sleeps;
+    _Atomic uint64_t direct_op[WEFT_IO_OP_KINDS]; /* direct, by the call's kind */
     /* ring */
     _Atomic uint64_t ring_done[WEFT_IO_OP_KINDS];
     _Atomic uint64_t enters, registers, cancels;

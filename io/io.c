@@ -52,6 +52,7 @@ static void ctr_zero(weft__io_ctr *c)
         Z(sub[k]);
         Z(done[k]);
         Z(ring_done[k]);
+        Z(direct_op[k]);
     }
     Z(direct);
     Z(other);
@@ -297,6 +298,8 @@ static void ctr_sum(weft_io_stats *o)
         o->epoll_waits += LD(epoll_waits) + LD(epoll_sleeps);
         o->epoll_sleeps += LD(epoll_sleeps);
         o->direct_syscalls += LD(direct);
+        for (unsigned k = 0; k < WEFT_IO_OP_KINDS; k++)
+            o->syscalls_by_op[k] += LD(direct_op[k]);
         o->other_syscalls += LD(other);
         o->wake_syscalls += LD(wakes);
         o->uring_cancels += LD(cancels);

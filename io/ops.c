@@ -221,6 +221,7 @@ static ssize_t ep_run(weft__worker *w, sysargs *a, uint32_t dir)
         if (!drain || !drained(fe, rseq)) {
             ssize_t r = sys_once(a);
             WEFT__IO_COUNT(ctr(w)->direct, 1);
+            WEFT__IO_COUNT(ctr(w)->direct_op[op_kind[a->op]], 1);
             if (r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR) {
                 if (drain && r > 0 && (size_t)r < a->n && fd_is_tcp(w, a->fd, fe))
                     atomic_store_explicit(&fe->rdrain, rseq, memory_order_relaxed);
@@ -305,6 +306,7 @@ static ssize_t run(sysargs *a, uint32_t dir)
             a->flags = flags;
             weft__io_ctr *c = ctr(w);
             WEFT__IO_COUNT(c->direct, 1);
+            WEFT__IO_COUNT(c->direct_op[op_kind[a->op]], 1);
             if (r != -EAGAIN && r != -EWOULDBLOCK && r != -EINTR && r != -ENOTSOCK) {
                 WEFT__IO_COUNT(c->sub[op_kind[a->op]], 1);
                 WEFT__IO_COUNT(c->done[op_kind[a->op]], 1);
@@ -467,16 +469,19 @@ static int ep_connect(int fd, const struct sockaddr *addr, socklen_t len)
                    atomic_load_explicit(&fe->wseq, memory_order_relaxed);
     int r = (int)neg(connect(fd, addr, len));
     WEFT__IO_COUNT_SELF(direct, 1);
+    WEFT__IO_COUNT_SELF(direct_op[WEFT_IO_OP_CONNECT], 1);
     if (r != -EINPROGRESS && r != -EINTR)
         return r;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         int pr = poll(&p, 1, 0);
         WEFT__IO_COUNT_SELF(direct, 1);
+        WEFT__IO_COUNT_SELF(direct_op[WEFT_IO_OP_CONNECT], 1);
         if (pr > 0) {
             int err = 0;
             socklen_t el = sizeof err;
             WEFT__IO_COUNT_SELF(direct, 1);
+            WEFT__IO_COUNT_SELF(direct_op[WEFT_IO_OP_CONNECT], 1);
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
                 return -errno;
             return -err;
@@ -518,6 +523,7 @@ int weft_poll(int fd, short events, int64_t deadline)
         struct pollfd p = {.fd = fd, .events = events};
         int pr = poll(&p, 1, 0);
         WEFT__IO_COUNT(c->direct, 1);
+        WEFT__IO_COUNT(c->direct_op[WEFT_IO_OP_POLL], 1);
         if (pr > 0 || deadline <= weft__now()) {
             WEFT__IO_COUNT(c->sub[WEFT_IO_OP_POLL], 1);
             WEFT__IO_COUNT(c->done[WEFT_IO_OP_POLL], 1);
@@ -558,6 +564,7 @@ static int ep_poll(int fd, short events, int64_t deadline)
         struct pollfd p = {.fd = fd, .events = events};
         int pr = poll(&p, 1, 0);
         WEFT__IO_COUNT_SELF(direct, 1);
+        WEFT__IO_COUNT_SELF(direct_op[WEFT_IO_OP_POLL], 1);
         if (pr > 0)
             return p.revents;
         if (kind == FD_FILE || deadline <= weft__now())
@@ -566,6 +573,19 @@ static int ep_poll(int fd, short events, int64_t deadline)
         if (rc < 0)
             return rc;
     }
+}
+
+/* weft_close and weft_shutdown in a task: one call of kind CLOSE, which
+ * makes its one syscall itself. */
+static void count_close(weft__worker *w)
+{
+    if (!w)
+        return;
+    weft__io_ctr *c = ctr(w);
+    WEFT__IO_COUNT(c->sub[WEFT_IO_OP_CLOSE], 1);
+    WEFT__IO_COUNT(c->done[WEFT_IO_OP_CLOSE], 1);
+    WEFT__IO_COUNT(c->direct, 1);
+    WEFT__IO_COUNT(c->direct_op[WEFT_IO_OP_CLOSE], 1);
 }
 
 int weft_close(int fd)
@@ -583,9 +603,9 @@ int weft_close(int fd)
         }
     }
     /* Linux closes the fd even when close reports EINTR. */
-    if (close(fd) < 0 && errno != EINTR)
-        return -errno;
-    return 0;
+    int r = close(fd) < 0 && errno != EINTR ? -errno : 0;
+    count_close(io_worker());
+    return r;
 }
 
 int weft_shutdown(int fd, int how)
@@ -599,7 +619,9 @@ int weft_shutdown(int fd, int how)
         if (fe)
             atomic_store_explicit(&fe->hup, 1, memory_order_relaxed);
     }
-    return shutdown(fd, how) < 0 ? -errno : 0;
+    int r = shutdown(fd, how) < 0 ? -errno : 0;
+    count_close(io_worker());
+    return r;
 }
 
 /* Zero-copy sendfile would block a worker on a socket that is not

@@ -6,7 +6,9 @@
  * in flight; syscalls move; every run starts from zero and the counts of
  * the last run stay readable after it; a plain thread's wakes reach
  * sleeping workers and are counted (MSG_RING, and the eventfd in a child
- * with WEFT_TEST_NO_MSG_RING=1); the size field's rules.
+ * with WEFT_TEST_NO_MSG_RING=1); the size field's rules. No fd is leaked:
+ * not by a case (counted inside its run), nor by a run (counted around the
+ * runs after the first, which made what a process keeps).
  * LABELS: unit io
  */
 #include "io_test.h"
@@ -76,6 +78,7 @@ static int t_round_trips(void *arg)
         CHECK_EQ(s0.submitted[k], 0);
         CHECK_EQ(s0.completed[k], 0);
     }
+    int fds_before = io_count_fds_stable();
     int sv[2];
     CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
     pp_arg a = {sv[0], true}, b = {sv[1], false};
@@ -97,9 +100,17 @@ static int t_round_trips(void *arg)
     CHECK_EQ(s.syscalls, s.uring_enters + s.uring_registers + s.epoll_waits + s.direct_syscalls +
                              s.other_syscalls + s.wake_syscalls);
     CHECK(s.uring_sleeps <= s.uring_enters && s.epoll_sleeps <= s.epoll_waits);
+    /* The direct syscalls by the kind of the call that made them. */
+    uint64_t by_op = 0;
+    for (int k = 0; k < WEFT_IO_OP_KINDS; k++)
+        by_op += s.syscalls_by_op[k];
+    CHECK_EQ(by_op, s.direct_syscalls);
+    CHECK_EQ(s.syscalls_by_op[WEFT_IO_OP_READ], 0);
+    CHECK(s.syscalls_by_op[WEFT_IO_OP_SEND] >= n2); /* tried directly on both backends */
     if (strcmp(weft_io_backend_name(), "epoll") == 0) {
         /* Every call tries its syscall at least once. */
         CHECK(s.direct_syscalls >= 2 * n2);
+        CHECK(s.syscalls_by_op[WEFT_IO_OP_RECV] >= n2);
         CHECK_EQ(s.uring_enters, 0);
     } else {
         /* Every recv went through the ring: at least one submit. */
@@ -142,8 +153,17 @@ static int t_round_trips(void *arg)
     CHECK_EQ(s.submitted[WEFT_IO_OP_READ], 1);
     CHECK_EQ(s.completed[WEFT_IO_OP_READ], 1);
 
+    /* A close and a shutdown in a task: one call of kind CLOSE each, its
+     * syscall its own. */
+    uint64_t closes = s.submitted[WEFT_IO_OP_CLOSE], close_sc = s.syscalls_by_op[WEFT_IO_OP_CLOSE];
+    CHECK_OK(weft_shutdown(sv[0], SHUT_WR));
     CHECK_OK(weft_close(sv[0]));
     CHECK_OK(weft_close(sv[1]));
+    s = io_stats();
+    CHECK_EQ(s.submitted[WEFT_IO_OP_CLOSE], closes + 3);
+    CHECK_EQ(s.completed[WEFT_IO_OP_CLOSE], closes + 3);
+    CHECK_EQ(s.syscalls_by_op[WEFT_IO_OP_CLOSE], close_sc + 3);
+    io_check_fds(fds_before);
     return 0;
 }
 
@@ -177,6 +197,7 @@ static int wake_receiver(void *arg)
 static int t_plain_thread_wakes(void *arg)
 {
     (void)arg;
+    int fds_before = io_count_fds_stable();
     CHECK_OK(weft_chan_open(&wake_chan, sizeof(int), 0));
     weft_nursery *n;
     CHECK_OK(weft_nursery_open(&n));
@@ -188,6 +209,7 @@ static int t_plain_thread_wakes(void *arg)
     weft_chan_free(wake_chan);
     /* Some of the 100 sends found every worker asleep. */
     CHECK(io_stats().wake_syscalls > 0);
+    io_check_fds(fds_before);
     return 0;
 }
 
@@ -256,9 +278,13 @@ int main(void)
     CASE(t_before);
     CASE(t_wakes_eventfd); /* first: it forks */
     RUN(t_round_trips);
+    /* The first run made what the process keeps for later runs (the
+     * workers' wake eventfds); from then on a run leaves no fd behind. */
+    int fds_before = io_count_fds_stable();
     RUN(t_round_trips); /* a second run starts from zero again */
     CASE(t_size);       /* reads what the last run counted */
     RUN(t_plain_thread_wakes);
+    io_check_fds(fds_before);
     printf("io_stats: ok (%s)\n", io_expected_backend());
     return 0;
 }
