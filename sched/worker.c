@@ -181,7 +181,18 @@ void weft__ready(weft__task *t, bool spawn_entry, bool lifo)
         return;
     }
     if (lifo && !(rt->seeded && (weft__rand(w) & 1))) {
-        weft__task *old = atomic_exchange_explicit(&w->runnext, t, memory_order_acq_rel);
+        /* Only this worker's thread puts a task in its runnext; thieves
+         * only take one out (steal_runnext's CAS from non-NULL). So an
+         * empty slot stays empty until we store: a plain release store
+         * publishes t (the common case: a message-passing pair, whose
+         * slot the last pick emptied), with no locked instruction. A full
+         * one may be emptied by a thief meanwhile: exchange. */
+        weft__task *old = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+        if (!old) {
+            atomic_store_explicit(&w->runnext, t, memory_order_release);
+            return;
+        }
+        old = atomic_exchange_explicit(&w->runnext, t, memory_order_acq_rel);
         if (!old)
             return;
         e = weft__entry(old, false);
