@@ -376,9 +376,6 @@ static int idle_with_probes(void)
     return rc;
 }
 
-static int cmp_i64(const void *a, const void *b);
-static double pct_us(const int64_t *s, long n, double p);
-
 static int ramp_root(void *arg)
 {
     (void)arg;
@@ -423,16 +420,18 @@ static int ramp_root(void *arg)
                 n_taken, trial_ms_sum / (double)n_taken, (double)elsewhere_sum / (double)n_taken,
                 RAMP_TASKS, never, ivcsw() - iv0);
     if (probe_idle_n && probe_busy_n) {
-        qsort(probe_idle, (size_t)probe_idle_n, sizeof *probe_idle, cmp_i64);
-        qsort(probe_busy, (size_t)probe_busy_n, sizeof *probe_busy, cmp_i64);
+        qsort(probe_idle, (size_t)probe_idle_n, sizeof *probe_idle, bench_cmp_i64);
+        qsort(probe_busy, (size_t)probe_busy_n, sizeof *probe_busy, bench_cmp_i64);
         fprintf(stderr,
                 "latency: for reference, the OS: a plain thread blocked ~70 ms in FUTEX_WAIT "
                 "runs after FUTEX_WAKE in (us, probes between the trials) p50 %.1f p99 %.1f "
                 "max %.1f (idle waker, %ld probes); p50 %.1f p99 %.1f max %.1f (busy waker, "
                 "%ld probes); %ld probes lost (not run within ~65 ms)\n",
-                pct_us(probe_idle, probe_idle_n, 50), pct_us(probe_idle, probe_idle_n, 99),
+                bench_pct_us(probe_idle, probe_idle_n, 50),
+                bench_pct_us(probe_idle, probe_idle_n, 99),
                 (double)probe_idle[probe_idle_n - 1] / 1e3, probe_idle_n,
-                pct_us(probe_busy, probe_busy_n, 50), pct_us(probe_busy, probe_busy_n, 99),
+                bench_pct_us(probe_busy, probe_busy_n, 50),
+                bench_pct_us(probe_busy, probe_busy_n, 99),
                 (double)probe_busy[probe_busy_n - 1] / 1e3, probe_busy_n, probe_lost);
     }
     return rc;
@@ -607,23 +606,6 @@ static int root(void *arg)
     return rc ? rc : rc2;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest sample with at least p% of them at or below. */
-static double pct_us(const int64_t *s, long n, double p)
-{
-    long rank = (long)((p / 100.0) * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)s[rank - 1] / 1e3;
-}
-
 static void *watchdog(void *arg)
 {
     (void)arg;
@@ -714,7 +696,7 @@ int main(int argc, char **argv)
         if (n_taken < n_samples)
             fprintf(stderr, "latency: only %ld of %ld samples within %lld s\n", n_taken, n_samples,
                     BUDGET_NS / (1000 * MS));
-        qsort(samples, (size_t)n_taken, sizeof *samples, cmp_i64);
+        qsort(samples, (size_t)n_taken, sizeof *samples, bench_cmp_i64);
         double mean = 0;
         for (long i = 0; i < n_taken; i++)
             mean += (double)samples[i];
@@ -723,12 +705,12 @@ int main(int argc, char **argv)
                 "latency: %s, %u workers, %ld samples (us): min %.1f p50 %.1f p90 %.1f p99 %.1f "
                 "max %.1f mean %.1f; %.1f s in all\n",
                 bench_name[mode], workers, n_taken, (double)samples[0] / 1e3,
-                pct_us(samples, n_taken, 50), pct_us(samples, n_taken, 90),
-                pct_us(samples, n_taken, 99), (double)samples[n_taken - 1] / 1e3, mean,
+                bench_pct_us(samples, n_taken, 50), bench_pct_us(samples, n_taken, 90),
+                bench_pct_us(samples, n_taken, 99), (double)samples[n_taken - 1] / 1e3, mean,
                 (double)(weft_now() - t0) / 1e9);
         measured.n = n_samples;
-        measured.p50_us = pct_us(samples, n_taken, 50);
-        measured.p99_us = pct_us(samples, n_taken, 99);
+        measured.p50_us = bench_pct_us(samples, n_taken, 50);
+        measured.p99_us = bench_pct_us(samples, n_taken, 99);
         fig = measured;
         /* A short measurement is reported but not handed to the next row. */
         if (run_id && path[0] && n_taken == n_samples)

@@ -1,6 +1,7 @@
 /*
- * bench/run_cache.h - for the plain C benchmark programs: RSS, and figures
- * measured once per bench/run and shared between the rows that show them.
+ * bench/run_cache.h - for the plain C benchmark programs: RSS, percentiles,
+ * and figures measured once per bench/run and shared between the rows that
+ * show them.
  *
  * bench/run takes the first BENCH line of a command, so a program that
  * measures several figures at once (parked_rss: time, RSS, faults; latency:
@@ -13,6 +14,7 @@
 #ifndef WEFT_BENCH_RUN_CACHE_H
 #define WEFT_BENCH_RUN_CACHE_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,25 @@ static inline long bench_rss_bytes(const char *who)
     }
     fclose(f);
     return resident * sysconf(_SC_PAGESIZE);
+}
+
+/* qsort's comparison for int64_t samples, ascending. */
+static inline int bench_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest rank over n sorted samples in ns, in us: the smallest sample with
+ * at least p% of them at or below it. */
+static inline double bench_pct_us(const int64_t *s, long n, double p)
+{
+    long rank = (long)((p / 100.0) * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return (double)s[rank - 1] / 1e3;
 }
 
 /* WEFT_BENCH_RUN_ID if it is one the cache file can carry, else NULL. */

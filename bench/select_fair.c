@@ -182,23 +182,6 @@ static int root(void *arg)
     return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest rank over sorted samples, in us. */
-static double pct_us(const int64_t *s, long n, double p)
-{
-    long rank = (long)((p / 100.0) * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)s[rank - 1] / 1e3;
-}
-
 static long ivcsw(void)
 {
     struct rusage ru;
@@ -306,9 +289,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "; quit task woke %.1f us late, quit received %.1f us after its send\n",
                     (double)late[k] / 1e3, (double)delay[k] / 1e3);
         }
-        qsort(delay, (size_t)n_trials, sizeof *delay, cmp_i64);
-        qsort(late, (size_t)n_trials, sizeof *late, cmp_i64);
-        qsort(arrival, (size_t)n_trials, sizeof *arrival, cmp_i64);
+        qsort(delay, (size_t)n_trials, sizeof *delay, bench_cmp_i64);
+        qsort(late, (size_t)n_trials, sizeof *late, bench_cmp_i64);
+        qsort(arrival, (size_t)n_trials, sizeof *arrival, bench_cmp_i64);
         fprintf(stderr,
                 "select_fair: %u worker(s), %ld trials of %lld ms: quit delay (send -> received, "
                 "us) min %.1f p50 %.1f max %.1f; quit task's wake-up lateness p50 %.1f max %.1f; "
@@ -316,15 +299,15 @@ int main(int argc, char **argv)
                 "trials together: %.4f %.4f %.4f); %.0f receives/s; %ld trial(s) with fewer than "
                 "%d receives; the process was preempted by the OS %ld times; %.1f s in all\n",
                 workers, n_trials, TRIAL_NS / MS, (double)delay[0] / 1e3,
-                pct_us(delay, n_trials, 50), (double)delay[n_trials - 1] / 1e3,
-                pct_us(late, n_trials, 50), (double)late[n_trials - 1] / 1e3,
-                pct_us(arrival, n_trials, 50), (double)arrival[n_trials - 1] / 1e3, smin, smax,
-                all_total ? all_got[0] / (double)all_total : 0,
+                bench_pct_us(delay, n_trials, 50), (double)delay[n_trials - 1] / 1e3,
+                bench_pct_us(late, n_trials, 50), (double)late[n_trials - 1] / 1e3,
+                bench_pct_us(arrival, n_trials, 50), (double)arrival[n_trials - 1] / 1e3, smin,
+                smax, all_total ? all_got[0] / (double)all_total : 0,
                 all_total ? all_got[1] / (double)all_total : 0,
                 all_total ? all_got[2] / (double)all_total : 0,
                 (double)all_total / ((double)(t1 - t0) / 1e9), thin, MIN_RECEIVES, ivcsw() - iv0,
                 (double)(t1 - t0) / 1e9);
-        v[F_DELAY_P50] = pct_us(delay, n_trials, 50);
+        v[F_DELAY_P50] = bench_pct_us(delay, n_trials, 50);
         v[F_DELAY_MAX] = (double)delay[n_trials - 1] / 1e3;
         v[F_SHARE_MIN] = smin;
         v[F_SHARE_MAX] = smax;

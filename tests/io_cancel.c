@@ -225,6 +225,36 @@ static int t_cancel_accept_load(void *arg)
 
 /* ---- deadlines ----------------------------------------------------------- */
 
+/* Connects to 127.0.0.1:port (a listener with backlog 1 that nobody
+ * accepts on) until a connect under a 30 ms deadline is cancelled: its
+ * queue is then full, so a further SYN goes unanswered. The connected
+ * sockets go to filler (at most 8); returns how many. */
+static int fill_backlog(const char *port, int filler[8])
+{
+    int nf = 0;
+    bool full = false;
+    for (int i = 0; i < 8 && !full; i++) {
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(c >= 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)atoi(port)),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        weft_scope sc;
+        weft_scope_enter(&sc, weft_now() + test_ms(30));
+        int r = weft_connect(c, (struct sockaddr *)&sa, sizeof sa);
+        weft_scope_exit(&sc);
+        if (r == -ECANCELED) {
+            full = true;
+            CHECK_OK(weft_close(c));
+        } else {
+            CHECK_OK(r);
+            filler[nf++] = c;
+        }
+    }
+    CHECK(full);
+    return nf;
+}
+
 static int t_deadlines(void *arg)
 {
     (void)arg;
@@ -264,26 +294,7 @@ static int t_deadlines(void *arg)
     /* connect: fill the listener's queue (backlog 1, nobody accepts) so
      * that a further SYN goes unanswered, then connect under a deadline. */
     int filler[8];
-    int nf = 0;
-    bool saw_cancel = false;
-    for (int i = 0; i < 8 && !saw_cancel; i++) {
-        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CHECK(c >= 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)atoi(port)),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        weft_scope_enter(&sc, weft_now() + test_ms(30));
-        int r = weft_connect(c, (struct sockaddr *)&sa, sizeof sa);
-        weft_scope_exit(&sc);
-        if (r == -ECANCELED) {
-            saw_cancel = true;
-            CHECK_OK(weft_close(c));
-        } else {
-            CHECK_OK(r);
-            filler[nf++] = c;
-        }
-    }
-    CHECK(saw_cancel);
+    int nf = fill_backlog(port, filler);
     for (int i = 0; i < nf; i++)
         CHECK_OK(weft_close(filler[i]));
 
@@ -533,27 +544,8 @@ static int t_tcp_connect_in_flight(void *arg)
     CHECK(l >= 0);
     char port[16];
     io_port_of(l, port);
-    int filler[8], nf = 0;
-    bool full = false;
-    for (int i = 0; i < 8 && !full; i++) {
-        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CHECK(c >= 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)atoi(port)),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        weft_scope sc;
-        weft_scope_enter(&sc, weft_now() + test_ms(30));
-        int r = weft_connect(c, (struct sockaddr *)&sa, sizeof sa);
-        weft_scope_exit(&sc);
-        if (r == -ECANCELED) {
-            full = true;
-            CHECK_OK(weft_close(c));
-        } else {
-            CHECK_OK(r);
-            filler[nf++] = c;
-        }
-    }
-    CHECK(full);
+    int filler[8];
+    int nf = fill_backlog(port, filler);
     int fds = io_count_fds_stable();
 
     /* A scope's deadline: -ECANCELED (weft.h: a scope's deadline cancels). */

@@ -25,7 +25,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -272,16 +271,7 @@ func measureLatency(kind string, n int) (latencyFigures, error) {
 }
 
 func latencyCachePath(kind string) (string, os.FileInfo) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", nil
-	}
-	st, err := os.Stat(exe)
-	if err != nil {
-		return "", nil
-	}
-	name := fmt.Sprintf("weftpeers-latency-%s-%d.cache", strings.SplitN(kind, "_", 2)[0], runtime.GOMAXPROCS(0))
-	return filepath.Join(filepath.Dir(exe), name), st
+	return exeCachePath(fmt.Sprintf("weftpeers-latency-%s-%d.cache", strings.SplitN(kind, "_", 2)[0], runtime.GOMAXPROCS(0)))
 }
 
 func readLatencyCache(path string, exe os.FileInfo, runID string, n int) (latencyFigures, bool) {

@@ -136,7 +136,10 @@ type parkedFigures struct {
 	faults float64 // minor faults per goroutine
 }
 
-func cachePath() (string, os.FileInfo) {
+// exeCachePath is where a figure cache named file lives: next to this
+// executable, with the executable's stat (a cache older than the binary is
+// not used). "" if either is unknown.
+func exeCachePath(file string) (string, os.FileInfo) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", nil
@@ -145,8 +148,10 @@ func cachePath() (string, os.FileInfo) {
 	if err != nil {
 		return "", nil
 	}
-	return filepath.Join(filepath.Dir(exe), "weftpeers-parked.cache"), st
+	return filepath.Join(filepath.Dir(exe), file), st
 }
+
+func cachePath() (string, os.FileInfo) { return exeCachePath("weftpeers-parked.cache") }
 
 func readCache(path string, exe os.FileInfo, runID string, n int) (parkedFigures, bool) {
 	var f parkedFigures

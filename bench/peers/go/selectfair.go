@@ -25,7 +25,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -118,15 +117,7 @@ func selectFairTrial() selectTrialResult {
 }
 
 func selectFairCachePath() (string, os.FileInfo) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", nil
-	}
-	st, err := os.Stat(exe)
-	if err != nil {
-		return "", nil
-	}
-	return filepath.Join(filepath.Dir(exe), fmt.Sprintf("weftpeers-selectfair-%d.cache", runtime.GOMAXPROCS(0))), st
+	return exeCachePath(fmt.Sprintf("weftpeers-selectfair-%d.cache", runtime.GOMAXPROCS(0)))
 }
 
 func runSelectFair(want int, o oneshotOpts) ([]figure, error) {
