@@ -430,21 +430,6 @@ static int xw_canceller(void *arg)
     return 0;
 }
 
-static weft_io_stats io_stats_now(void)
-{
-    weft_io_stats st;
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
-    CHECK_OK(weft_io_stats_get(&st));
-    return st;
-}
-
-static uint64_t recvs_in_flight(void)
-{
-    weft_io_stats st = io_stats_now();
-    return st.submitted[WEFT_IO_OP_RECV] - st.completed[WEFT_IO_OP_RECV];
-}
-
 static int t_cancel_other_worker(void *arg)
 {
     (void)arg;
@@ -462,12 +447,12 @@ static int t_cancel_other_worker(void *arg)
         atomic_store(&a.resumed_worker, -1);
         atomic_store(&a.cancel_worker, -1);
         atomic_store(&a.result, 1);
-        uint64_t before = recvs_in_flight();
-        uint64_t cancels = io_stats_now().uring_cancels;
+        uint64_t before = io_in_flight(WEFT_IO_OP_RECV);
+        uint64_t cancels = io_stats().uring_cancels;
         CHECK_OK(weft_nursery_open(&a.n));
         weft_spawn_attr pinned = {.pinned = true, .name = "receiver"};
         CHECK_OK(weft_spawn_ex(a.n, xw_receiver, &a, &pinned));
-        CHECK_SOON(recvs_in_flight() == before + 1); /* parked in its recv */
+        CHECK_SOON(io_in_flight(WEFT_IO_OP_RECV) == before + 1); /* parked in its recv */
         CHECK_EQ(atomic_load(&a.ring_worker), wa);
         CHECK_OK(weft_spawn(a.n, xw_canceller, &a));
         /* Busy on wa, no park, until the receiver is back. */
@@ -482,7 +467,7 @@ static int t_cancel_other_worker(void *arg)
         /* io_uring: the op was cancelled in the kernel (an ASYNC_CANCEL
          * sent to wa's ring), not completed. */
         if (strcmp(weft_io_backend_name(), "io_uring") == 0)
-            CHECK(io_stats_now().uring_cancels > cancels);
+            CHECK(io_stats().uring_cancels > cancels);
         fprintf(stderr, "   %s cancel: recv parked on worker %d (%s), cancelled from worker %d\n",
                 v == 0 ? "scope" : "nursery", wa, weft_io_backend_name(),
                 atomic_load(&a.cancel_worker));
@@ -533,12 +518,6 @@ static int tc_task(void *arg)
     return 0;
 }
 
-static uint64_t connects_in_flight(void)
-{
-    weft_io_stats st = io_stats_now();
-    return st.submitted[WEFT_IO_OP_CONNECT] - st.completed[WEFT_IO_OP_CONNECT];
-}
-
 static int t_tcp_connect_in_flight(void *arg)
 {
     (void)arg;
@@ -568,7 +547,7 @@ static int t_tcp_connect_in_flight(void *arg)
     CHECK_OK(weft_spawn(n, tc_task, &a));
     /* entered orders its scope_enter before our cancel (the counters are
      * relaxed snapshots: no such edge). */
-    CHECK_SOON(atomic_load(&a.entered) && connects_in_flight() == 1);
+    CHECK_SOON(atomic_load(&a.entered) && io_in_flight(WEFT_IO_OP_CONNECT) == 1);
     weft_scope_cancel(&a.sc);
     CHECK_OK(weft_nursery_close(n));
     CHECK_EQ(atomic_load(&a.result), -ECANCELED);
@@ -581,7 +560,7 @@ static int t_tcp_connect_in_flight(void *arg)
     atomic_store(&a.result, 1);
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, tc_task, &a));
-    CHECK_SOON(connects_in_flight() == 1);
+    CHECK_SOON(io_in_flight(WEFT_IO_OP_CONNECT) == 1);
     weft_nursery_set_deadline(n, weft_now() + test_ms(10));
     CHECK_EQ(weft_nursery_close(n), -ETIMEDOUT);
     CHECK_EQ(atomic_load(&a.result), -ECANCELED);

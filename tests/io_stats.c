@@ -26,16 +26,6 @@ static int pthread_join_fn(void *arg)
     return 0;
 }
 
-static weft_io_stats io_stats(void)
-{
-    weft_io_stats s;
-    memset(&s, 0xa5, sizeof s);
-    s.size = sizeof s;
-    CHECK_OK(weft_io_stats_get(&s));
-    CHECK_EQ(s.size, sizeof s);
-    return s;
-}
-
 typedef struct {
     int fd;
     bool first; /* sends first */
@@ -60,12 +50,6 @@ static int parked_recv(void *arg)
     char c;
     CHECK_EQ(weft_recv(*(int *)arg, &c, 1, 0), 1);
     return 0;
-}
-
-static uint64_t in_flight(int kind)
-{
-    weft_io_stats s = io_stats();
-    return s.submitted[kind] - s.completed[kind];
 }
 
 static int t_round_trips(void *arg)
@@ -132,14 +116,14 @@ static int t_round_trips(void *arg)
     CHECK(st.io_syscalls >= s.syscalls);
 
     /* A call parked in weft_recv is one recv in flight until data comes. */
-    uint64_t before = in_flight(WEFT_IO_OP_RECV);
+    uint64_t before = io_in_flight(WEFT_IO_OP_RECV);
     CHECK_EQ(before, 0);
     CHECK_OK(weft_nursery_open(&n));
     CHECK_OK(weft_spawn(n, parked_recv, &sv[1]));
-    CHECK_SOON(in_flight(WEFT_IO_OP_RECV) == 1);
+    CHECK_SOON(io_in_flight(WEFT_IO_OP_RECV) == 1);
     CHECK_EQ(weft_send(sv[0], "y", 1, 0), 1);
     CHECK_OK(weft_nursery_close(n));
-    CHECK_EQ(in_flight(WEFT_IO_OP_RECV), 0);
+    CHECK_EQ(io_in_flight(WEFT_IO_OP_RECV), 0);
 
     /* weft_poll and a write count under their own kinds. */
     CHECK_EQ(weft_poll(sv[0], POLLOUT, WEFT_FOREVER), POLLOUT);

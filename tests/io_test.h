@@ -197,4 +197,23 @@ static inline void io_recv_all(int fd, void *buf, size_t n)
     }
 }
 
+/* weft_io_stats_get into a struct full of garbage: every field must come
+ * back written (the size too). */
+static inline weft_io_stats io_stats(void)
+{
+    weft_io_stats s;
+    memset(&s, 0xa5, sizeof s);
+    s.size = sizeof s;
+    CHECK_OK(weft_io_stats_get(&s));
+    CHECK_EQ(s.size, sizeof s);
+    return s;
+}
+
+/* Calls of one kind (weft_io_op_kind) submitted and not yet completed. */
+static inline uint64_t io_in_flight(int kind)
+{
+    weft_io_stats s = io_stats();
+    return s.submitted[kind] - s.completed[kind];
+}
+
 #endif
