@@ -11,6 +11,12 @@
  *                             and answers on pong; an op is one round trip)
  *   bench/cg_ops spawn N      the root spawns N no-op tasks into one nursery
  *                             and closes it (an op is one spawn + join)
+ *   bench/cg_ops fib N        fork-join fib with a task per call down to
+ *                             n < 12 (a nursery per call in the caller's
+ *                             frame, as bench_forkjoin's fib30c12), repeated
+ *                             until at least N tasks ran (an op is one task:
+ *                             its spawn, run and join; the leaves look their
+ *                             value up, so the count is the runtime's alone)
  *
  * Prints "ops <count>" (the number of operations done) on stdout; the figures
  * per operation come from the difference of two runs (N and 2N), which
@@ -124,6 +130,54 @@ static int run_spawn(void)
     return rc ? rc : crc;
 }
 
+typedef struct fibarg {
+    int n;
+    long out;
+} fibarg;
+
+static const long fib_small[12] = {0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89};
+
+static long fib_tasks;
+
+static int fib_task(void *arg)
+{
+    fibarg *f = arg;
+    if (f->n < 12) {
+        f->out = fib_small[f->n];
+        return 0;
+    }
+    fibarg a = {f->n - 1, 0}, b = {f->n - 2, 0};
+    weft_nursery n;
+    int rc = weft_nursery_init(&n);
+    if (rc)
+        return rc;
+    (weft_spawn)(&n, fib_task, &a);
+    (weft_spawn)(&n, fib_task, &b);
+    rc = weft_nursery_fini(&n);
+    f->out = a.out + b.out;
+    fib_tasks += 2; /* one worker: no race */
+    return rc;
+}
+
+static int run_fib(void)
+{
+    /* fib(20) with cutoff 12: 108 tasks per round; the same call tree every
+     * round, so the N and 2N runs differ only in the number of rounds. */
+    while (ops_done < n_arg) {
+        fibarg f = {20, 0};
+        fib_tasks = 0;
+        int rc = fib_task(&f);
+        if (rc)
+            return rc;
+        if (f.out != 6765) {
+            fprintf(stderr, "cg_ops: fib(20) gave %ld\n", f.out);
+            return -1;
+        }
+        ops_done += fib_tasks;
+    }
+    return 0;
+}
+
 static int (*mode_fn)(void);
 
 static int root(void *arg)
@@ -142,10 +196,12 @@ int main(int argc, char **argv)
             fn = run_pingpong;
         else if (strcmp(argv[1], "spawn") == 0)
             fn = run_spawn;
+        else if (strcmp(argv[1], "fib") == 0)
+            fn = run_fib;
         n_arg = atol(argv[2]);
     }
     if (!fn || n_arg <= 0) {
-        fprintf(stderr, "usage: %s yield|pingpong|spawn N\n", argv[0]);
+        fprintf(stderr, "usage: %s yield|pingpong|spawn|fib N\n", argv[0]);
         return 2;
     }
     mode_fn = fn;

@@ -11,6 +11,9 @@
 #                   each other; a "yield pair", as issue 8 counted it, is
 #                   two of these)
 #         pingpong  per round trip over two unbuffered channels, one worker
+#         fib       per task of fork-join fib down to n < 12 (a nursery per
+#                   call in the caller's frame; spawn, run and join, the
+#                   leaves' work a table lookup), one worker
 #         spawn     per spawn + join of a no-op task (the root spawns N into
 #                   one nursery and closes it), one worker
 #
@@ -21,7 +24,7 @@
 #   BENCH cg_<mode>_ir <value> instr/<op>
 #   BENCH cg_<mode>_bus <value> locked/<op>
 #
-# (<op>: yield, roundtrip, spawn)
+# (<op>: yield, roundtrip, spawn, task)
 #
 # the selected figure (default ir) first, since bench/run takes the first
 # BENCH line. The difference of the two runs removes the runtime's start-up
@@ -48,11 +51,11 @@ if [ "${1:-}" = --cached ]; then
     shift
 fi
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-    echo "usage: $0 [--cached] yield|pingpong|spawn [ir|bus]" >&2
+    echo "usage: $0 [--cached] yield|pingpong|spawn|fib [ir|bus]" >&2
     exit 2
 fi
 mode=$1 which=${2:-ir}
-case "$mode" in yield | pingpong | spawn) ;; *)
+case "$mode" in yield | pingpong | spawn | fib) ;; *)
     echo "cg_ops.sh: unknown mode '$mode'" >&2
     exit 2
     ;;
@@ -134,6 +137,7 @@ fi
 
 op=$mode
 [ "$mode" = pingpong ] && op=roundtrip
+[ "$mode" = fib ] && op=task
 if [ "$which" = ir ]; then
     echo "BENCH cg_${mode}_ir $ir instr/$op"
     echo "BENCH cg_${mode}_bus $bus locked/$op"

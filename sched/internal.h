@@ -14,8 +14,8 @@
  * Task states (t->state, written by the task's current owner)
  *   NEW      spawned, not yet started; sits in a spawn deque or, on
  *            overflow, a run queue or the inject queue (as a "spawn entry"),
- *            counted by its nursery. Owned by whoever wins the claim
- *            (t->life CLAIMED bit).
+ *            counted by its nursery. Its spawn entry is its only
+ *            reference: whoever consumes the entry owns the task.
  *   RUNNING  on a worker; its stack belongs to that worker's thread.
  *   READY    switched out, runnable, in exactly one queue.
  *   PARKED   switched out, waiting; no queue holds it; exactly one waker
@@ -63,6 +63,17 @@
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define WEFT__TSAN 1
+#endif
+#endif
+
+/* WEFT__CHECKED: a sanitizer build of this library, which also checks
+ * invariants that a release build takes on trust (a spawn entry consumed
+ * twice: sched/worker.c's claim). */
+#if defined(__SANITIZE_ADDRESS__) || defined(WEFT__TSAN)
+#define WEFT__CHECKED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT__CHECKED 1
 #endif
 #endif
 
@@ -263,11 +274,10 @@ _Static_assert(_Alignof(weft__scope) <= _Alignof(weft_scope), "weft_scope misali
 
 enum { T_NEW = 0, T_RUNNING, T_READY, T_PARKED, T_DONE };
 
-/* t->life bits: who still references the task control block. */
+/* t->life bits, set only in checked builds (WEFT__CHECKED): a spawn entry
+ * consumed twice is caught there (sched/worker.c's claim). */
 enum {
-    L_CLAIMED = 1u,  /* some runner took the unstarted task */
-    L_DEQUEUED = 2u, /* the run queue's spawn entry has been consumed */
-    L_DONE = 4u,     /* the task finished */
+    L_CLAIMED = 1u, /* a worker consumed the task's spawn entry */
 };
 /* In t->wstate: the task is on its nursery's running list (weft__task_list). */
 #define WEFT__WS_LISTED 0x40u
@@ -347,10 +357,11 @@ struct weft__task {
     } timer;
 
     /* Scheduling */
-    /* Links for the intrusive entry lists (inject queue, pinned FIFO). A task
-     * can sit in such lists twice at once - its spawn entry left behind as a
-     * tombstone after an inline run, and a resume entry - so each kind of
-     * entry has its own link (weft__entry_link). */
+    /* Links for the intrusive entry lists (inject queue, pinned FIFO), one
+     * per kind of entry (weft__entry_link). A task holds one entry at a
+     * time now (a spawn entry until it starts, then resume entries); the
+     * two links date from when a closer's inline run left its spawn entry
+     * queued beside a resume entry. */
     uintptr_t qnext;         /* link of the resume entry */
     uintptr_t snext;         /* link of the spawn entry */
     weft__task *next;        /* inbox and misc lists */
@@ -743,7 +754,7 @@ static inline void weft__coop_spend(weft__task *t)
 }
 
 WEFT__HIDDEN weft__task *weft__task_alloc(weft__worker *w);
-WEFT__HIDDEN void weft__task_release(weft__task *t, unsigned bit);
+WEFT__HIDDEN void weft__task_release(weft__task *t);
 WEFT__HIDDEN void weft__task_free_all(weft__rt *rt);
 /* Runs an unstarted, claimed task to completion as part of the calling task
  * (no queue trip, no context switch), on a stack of its own of the size it

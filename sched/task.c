@@ -6,10 +6,8 @@
  * runtime ends and are recycled through per-worker caches. A stale pointer
  * held by a timer or a losing waker therefore always points at some task
  * block, and the generation in t->wstate makes its CAS fail. A block is
- * recycled when both its run-queue spawn entry has been consumed
- * (L_DEQUEUED) and the task has finished (L_DONE): a parent that runs a
- * child inline leaves a tombstone in the queue, and whoever meets it last
- * frees the block.
+ * recycled when the task finishes: its one spawn entry was consumed before
+ * it started (weft__task_release).
  */
 #include "internal.h"
 
@@ -143,7 +141,7 @@ weft__task *weft__task_alloc(weft__worker *w)
 static void tcb_free(weft__task *t)
 {
     weft__worker *w = weft__self();
-    weft__hb_acquire(t); /* the other side of weft__task_release's race */
+    weft__hb_acquire(t); /* the task's last step happens-before its reuse */
     if (t->keys_ext) {
         free(t->keys_ext);
         t->keys_ext = NULL;
@@ -172,16 +170,16 @@ static void tcb_free(weft__task *t)
     batch_push(atomic_load_explicit(&weft__g_rt, memory_order_acquire), t, 1);
 }
 
-void weft__task_release(weft__task *t, unsigned bit)
+/* A finished task's block goes back to the cache of the worker that ends
+ * it. Nothing else holds it: its spawn entry was consumed before it ran
+ * (the only entry a spawn makes, and the closer takes its children back
+ * from the deque, never past it), and stale pointers (a late waker, the
+ * stuck report) only ever read it, which type-stable blocks allow. No
+ * atomic: until 2a0a8fe a closer could run a child inline while its entry
+ * stayed queued, and the last of the two to let go freed the block (an
+ * acq_rel fetch_or on each side, two locked instructions per task). */
+void weft__task_release(weft__task *t)
 {
-    if (bit) {
-        /* acq_rel: the last of DONE/DEQUEUED frees, after the other side's
-         * last access. */
-        weft__hb_release(t); /* TSan's view of the acq_rel below */
-        unsigned prev = atomic_fetch_or_explicit(&t->life, bit, memory_order_acq_rel);
-        if (!(prev & L_DEQUEUED))
-            return;
-    }
     tcb_free(t);
     weft__hb_release(t); /* paired in weft__task_alloc */
 }
@@ -328,7 +326,7 @@ void weft__task_run_inline(weft__task *c)
     weft__stack_put(w, c->stack);
     c->stack = NULL;
     c->tsan_fiber = NULL;
-    weft__task_release(c, L_DONE);
+    weft__task_release(c);
 }
 
 /* ---- small public calls -------------------------------------------------- */

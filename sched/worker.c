@@ -241,21 +241,20 @@ static void drain_inbox(weft__worker *w)
     }
 }
 
-/* Claims a queue entry: resume entries are always ours; a spawn entry may
- * be a tombstone if the parent already ran the child inline. */
-static weft__task *claim(weft__worker *w, uintptr_t e)
+/* The task of a queue entry, taken by the worker that consumed the entry.
+ * A task has one spawn entry (weft__ready_spawn) and the queues hand each
+ * entry out once (the deque's and run queue's CAS on their head), so the
+ * consumer owns the task: no claim to win. Checked builds verify it. */
+static inline weft__task *claim(weft__worker *w, uintptr_t e)
 {
     weft__task *t = weft__entry_task(e);
-    if (!weft__entry_is_spawn(e))
-        return t;
-    unsigned prev = atomic_fetch_or_explicit(&t->life, L_CLAIMED | L_DEQUEUED,
-                                             memory_order_acq_rel);
-    if (prev & L_CLAIMED) {
-        if (prev & L_DONE)
-            weft__task_release(t, 0); /* both bits now set: free it */
-        return NULL;
-    }
     (void)w;
+#ifdef WEFT__CHECKED
+    if (weft__entry_is_spawn(e) &&
+        (atomic_fetch_or_explicit(&t->life, L_CLAIMED, memory_order_relaxed) & L_CLAIMED))
+        weft__panic("task %llu \"%s\": its spawn entry was consumed twice",
+                    (unsigned long long)t->id, t->name);
+#endif
     return t;
 }
 
@@ -377,30 +376,23 @@ static weft__task *pick_local(weft__worker *w)
             continue; /* I/O completions made tasks runnable here */
         if (!e)
             return NULL;
-        weft__task *t = claim(w, e);
-        if (t)
-            return t;
+        return claim(w, e);
     }
 }
 
 weft__task *weft__spawn_take_back(weft__nursery *n)
 {
     weft__worker *w = weft__self();
-    for (;;) {
-        uintptr_t e = weft__deque_take(&w->spawnq);
-        if (!e)
-            return NULL;
-        weft__task *t = weft__entry_task(e);
-        /* t->nursery is immutable after spawn, and t cannot be freed while
-         * its entry is in our deque. */
-        if (t->nursery != n) {
-            weft__deque_push(&w->spawnq, e); /* room: we just took one */
-            return NULL;
-        }
-        if ((t = claim(w, e)) != NULL)
-            return t;
-        /* A tombstone (its parent claimed it another way): consumed. */
+    uintptr_t e = weft__deque_take(&w->spawnq);
+    if (!e)
+        return NULL;
+    /* t->nursery is immutable after spawn, and t cannot be freed while its
+     * entry is in our deque. */
+    if (weft__entry_task(e)->nursery != n) {
+        weft__deque_push(&w->spawnq, e); /* room: we just took one */
+        return NULL;
     }
+    return claim(w, e);
 }
 
 extern void weft__task_entry(void);
@@ -464,7 +456,7 @@ static void after_switch(weft__worker *w)
         }
         weft__fiber_destroy(p->tsan_fiber);
         p->tsan_fiber = NULL;
-        weft__task_release(p, L_DONE);
+        weft__task_release(p);
         break;
     default:
         break;
@@ -627,16 +619,9 @@ static weft__task *steal(weft__worker *w, bool with_runnext)
             continue;
         WEFT__COUNT(w, steals, 1);
         weft__task *t = claim(w, e);
-        if (t) {
-            if (WEFT__TRACING())
-                weft__trace_steal(v->id, t);
-            return t;
-        }
-        /* A tombstone; the rest of the batch is in our queue now. */
-        uintptr_t more;
-        while ((more = weft__runq_pop(&w->runq)) != 0)
-            if ((t = claim(w, more)) != NULL)
-                return t;
+        if (WEFT__TRACING())
+            weft__trace_steal(v->id, t);
+        return t;
     }
     return NULL;
 }
@@ -713,11 +698,8 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
         }
         uintptr_t e = weft__inject_pop(rt, &w->runq);
         if (e) {
-            if ((t = claim(w, e)) != NULL) {
-                stop_spinning(w, spinning);
-                return t;
-            }
-            continue;
+            stop_spinning(w, spinning);
+            return claim(w, e);
         }
         if (!*spinning) {
             unsigned zero = 0;

@@ -263,7 +263,8 @@ static void dump_nursery(weft__walker *w, weft__nursery *n, int depth)
     int64_t left = atomic_load_explicit(&n->left, memory_order_relaxed);
     if (left < -N_BIAS / 2)
         left += N_BIAS; /* its closer is counting over: roughly */
-    int64_t alive = (sp & N_CLOSING) ? -left : (int64_t)sp - left;
+    int64_t own = atomic_load_explicit(&n->own_net, memory_order_relaxed);
+    int64_t alive = (sp & N_CLOSING) ? -left : (int64_t)sp + own - left;
     int64_t running = 0;
     for (weft__task *u = n->running; u; u = u->sib_next)
         running++;

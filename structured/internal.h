@@ -28,7 +28,16 @@
  * children still alive; a spawn that finds N_CLOSING set takes one from
  * left itself (the single word spawned orders it against the close), and
  * the child whose end brings left from -1 to 0 wakes the closer. The root
- * nursery counts that way from the start. */
+ * nursery counts that way from the start.
+ *
+ * The opener's side of the count needs no atomic: own_net counts the
+ * opener's own spawns (fork-join's every spawn) up, and the ends of the
+ * children that close runs inline down, with a relaxed load and store.
+ * Only the opener's thread writes it: the opener cannot spawn while it
+ * closes (close is its own call), and close goes on only after an inline
+ * child ended, on the thread where it ended. Close adds it to the count
+ * it takes from spawned. (An inline child may have been spawned by
+ * another task: own_net can go below 0; the sum is what counts.) */
 #define N_CLOSING (1ull << 63)
 #define N_BIAS (1ll << 62) /* on left while close counts over (nursery.c) */
 /* Laid out for a nursery that is only 16-byte aligned (the public
@@ -37,8 +46,9 @@
  * children's workers touch per child:
  *   - the scope, read by each child's first look at its cancel state;
  *   - then what is touched about once per close (what close leaves for the
- *     last child) or per failure (under the lock), as padding;
- *   - the spawning side: `spawned`, and what only spawn and close read;
+ *     last child) or per failure (under the lock), and what a spawn only
+ *     reads, as padding;
+ *   - the spawning side: `spawned` and own_net;
  *   - the finishing side: `left`, and what each child's end reads or
  *     writes (is_root, the running list and its lock). */
 struct weft__nursery {
@@ -48,13 +58,14 @@ struct weft__nursery {
     int first_failure; /* 0 until a child fails (under the lock) */
     unsigned failures_reported;
     unsigned failures_dropped;
-    char pad0_[96 - sizeof(weft__scope) - 28];
-    /* The spawning side. */
-    _Atomic uint64_t spawned; /* spawns, and N_CLOSING */
     uint32_t magic;
     bool caller_storage;      /* from weft_nursery_init: never goes to the pool */
     weft__nursery *free_next; /* in the pool (nursery.c) */
-    char pad1_[160 - 120];
+    char pad0_[96 - sizeof(weft__scope) - 48];
+    /* The spawning side. */
+    _Atomic uint64_t spawned; /* spawns by others than the opener, and N_CLOSING */
+    _Atomic int64_t own_net;  /* the opener's spawns less inline ends (atomic for weft_dump) */
+    char pad1_[168 - 112];
     /* The finishing side. */
     _Atomic int64_t left; /* finished children; after close, minus those alive */
     weft__task *running;  /* children weft__task_list listed (sib list) */
@@ -64,11 +75,13 @@ struct weft__nursery {
 _Static_assert(sizeof(weft__nursery) <= sizeof(weft_nursery), "weft_nursery too small");
 _Static_assert(_Alignof(weft__nursery) <= _Alignof(weft_nursery), "weft_nursery misaligned");
 /* With lines starting at any multiple of 16: 48 bytes between the scope
- * and `spawned`, and 56 after it, keep them on different lines. */
+ * and `spawned`, and 56 after own_net, keep them on different lines. */
 _Static_assert(offsetof(weft__nursery, spawned) >= sizeof(weft__scope) + 48,
                "the spawn count must not share a line with the scope");
-_Static_assert(offsetof(weft__nursery, left) >= offsetof(weft__nursery, spawned) + 8 + 56,
-               "a nursery's two counts must sit on different cache lines");
+_Static_assert(offsetof(weft__nursery, own_net) == offsetof(weft__nursery, spawned) + 8,
+               "the spawning side is spawned and own_net");
+_Static_assert(offsetof(weft__nursery, left) >= offsetof(weft__nursery, own_net) + 8 + 56,
+               "a nursery's two sides must sit on different cache lines");
 #define WEFT__NURSERY_MAGIC 0x6e757273u
 
 /* Frees the nursery pool when a runtime ends (nursery.c). */

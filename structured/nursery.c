@@ -183,7 +183,14 @@ static void on_task_done(weft__task *t, int result)
         list_del(&n->running, t);
         weft__spin_unlock(&n->lock);
     }
-    child_done(n);
+    if (t->stack_host)
+        /* Run inline by n's closer, which reads this after t's end on this
+         * thread (structured/internal.h): no locked add on left. */
+        atomic_store_explicit(&n->own_net,
+                              atomic_load_explicit(&n->own_net, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    else
+        child_done(n);
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -391,9 +398,15 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
             atomic_fetch_add_explicit(&w->npinned, 1, memory_order_relaxed);
     }
     /* Counted before it can run (so before it can end), on the spawning
-     * side's line; one spawned by a child while n closes also takes itself
-     * from left, as close has counted it over without it. */
-    if (atomic_fetch_add_explicit(&n->spawned, 1, memory_order_relaxed) & N_CLOSING)
+     * side's line: the opener's spawns with a plain increment (it cannot
+     * be closing: structured/internal.h), anyone else's with an atomic
+     * one; a spawn by a child while n closes also takes itself from left,
+     * as close has counted it over without it. */
+    if (self && self == n->scope.owner)
+        atomic_store_explicit(&n->own_net,
+                              atomic_load_explicit(&n->own_net, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    else if (atomic_fetch_add_explicit(&n->spawned, 1, memory_order_relaxed) & N_CLOSING)
         atomic_fetch_sub_explicit(&n->left, 1, memory_order_relaxed);
     WEFT__COUNT(w, tasks_spawned, 1);
     if (WEFT__TRACING())
@@ -588,7 +601,8 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
      * left first (acquire: every end so far, and the spawns before them,
      * happen-before), then spawned; equal, nobody is left to spawn. */
     int64_t ended = atomic_load_explicit(&n->left, memory_order_acquire);
-    if ((uint64_t)ended != atomic_load_explicit(&n->spawned, memory_order_relaxed)) {
+    int64_t own = atomic_load_explicit(&n->own_net, memory_order_relaxed);
+    if (ended != (int64_t)atomic_load_explicit(&n->spawned, memory_order_relaxed) + own) {
         /* Count them over and wait for the last: the closer is written
          * before the fetch_sub that the last end reads after (atomic only
          * for weft_dump, which reads it without the lock or an order). */
@@ -603,7 +617,7 @@ int weft__nursery_close_internal(weft__task *t, weft__nursery *n, const char *bo
          * with the count. */
         atomic_fetch_sub_explicit(&n->left, N_BIAS, memory_order_relaxed);
         uint64_t sp = atomic_fetch_or_explicit(&n->spawned, N_CLOSING, memory_order_acq_rel);
-        int64_t x = (int64_t)(sp & ~N_CLOSING);
+        int64_t x = (int64_t)(sp & ~N_CLOSING) + own;
         if (atomic_fetch_add_explicit(&n->left, N_BIAS - x, memory_order_acq_rel) + N_BIAS - x == 0)
             weft__wake_claim(t, tok, W_WOKEN); /* they all ended meanwhile */
         else
