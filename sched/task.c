@@ -85,6 +85,68 @@ static inline void prefetch_block(const weft__task *t)
         __builtin_prefetch(p + off, 1);
 }
 
+/* Gives the fields from ctx on the values a new task starts with. Field by
+ * field, not a memset of the 530 bytes: the fields that every path writes
+ * before it reads them keep their old contents (ctx, fn and arg, result,
+ * the wait and timer records, the queue links, id, the scope slots in
+ * own_inline, the rest of name), and the fields spawn sets anyway are set
+ * there. A memset took 12% of fork-join's cost per task (the `rep stos` and
+ * the lines it writes; fib30c12_cost A/B, 8 rounds: 0.88). own and
+ * keys_ext are NULL on every free block (tcb_free, slab_new). A checked
+ * build first fills the block with a pattern, so that a field left off
+ * this list reads as garbage in the sanitizer tests instead of as the last
+ * task's value. */
+static void task_reset(weft__task *t)
+{
+#ifdef WEFT__CHECKED
+    void *own = t->own, **keys_ext = t->keys_ext;
+    memset(&t->ctx, 0xa5, sizeof *t - offsetof(weft__task, ctx));
+    t->own = own;
+    t->keys_ext = keys_ext;
+#endif
+    t->stack = NULL;
+    t->stack_host = NULL;
+    t->stk_lo = NULL;
+    t->stk_size = 0;
+    t->asan_fake = NULL;
+    t->tsan_fiber = NULL;
+    t->eh.caught = NULL;
+    t->eh.uncaught = 0;
+    t->stack_req = 0;
+    t->pin_home = NULL;
+    atomic_store_explicit(&t->wait_what, NULL, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_obj, NULL, memory_order_relaxed);
+    t->wait_dl_scope = NULL;
+    t->timer.index = -1;
+    atomic_store_explicit(&t->timer.owner, NULL, memory_order_relaxed);
+    t->worker = NULL;
+    t->pinned_to = NULL;
+    t->pin_count = 0;
+    t->locks_held = 0;
+    t->budget = weft__coop_refill;
+    t->cgen = 0;
+    t->c_cancelled = false;
+    t->c_deadline = WEFT_FOREVER;
+    t->c_dl_scope = NULL;
+    atomic_store_explicit(&t->lock.v, 0, memory_order_relaxed);
+    t->cs_nurseries = 0;
+    t->own_n = 0;
+    t->own_cap = 0;
+    t->entry_frame = NULL;
+    t->sib_prev = t->sib_next = NULL;
+    t->start_prev = t->start_next = NULL;
+    t->starter = NULL;
+    t->started_called = false;
+    t->starting_head = NULL;
+    t->arg_start_rec = NULL;
+    t->spawn_file = NULL;
+    t->spawn_line = 0;
+    for (int i = 0; i < WEFT__INLINE_KEYS; i++)
+        t->keys_inline[i] = NULL;
+    t->keys_ext_n = 0;
+    t->name[0] = 0;
+}
+
 weft__task *weft__task_alloc(weft__worker *w)
 {
     if (WEFT__UNLIKELY(!w->tcb_cache)) {
@@ -117,15 +179,12 @@ weft__task *weft__task_alloc(weft__worker *w)
     /* The atomics at the front are reset one by one (other threads may read
      * them: a stale waker, a mutex's spin check); wstate keeps its
      * generation so that stale tokens never match. */
-    memset(&t->ctx, 0, sizeof *t - offsetof(weft__task, ctx));
+    task_reset(t);
     atomic_store_explicit(&t->state, T_NEW, memory_order_relaxed);
     atomic_store_explicit(&t->life, 0, memory_order_relaxed);
     atomic_store_explicit(&t->handoff, 0, memory_order_relaxed);
     uint64_t ws = atomic_load_explicit(&t->wstate, memory_order_relaxed);
     atomic_store_explicit(&t->wstate, ws & ~(uint64_t)0xff, memory_order_relaxed);
-    t->timer.index = -1;
-    t->budget = weft__coop_refill;
-    t->c_deadline = WEFT_FOREVER;
     /* Ids come from a per-worker block: one shared fetch_add per spawn
      * took about 30% of all cycles of fine-grained fork-join on 2 cores
      * (the line bounces between them). Unique for the life of the
