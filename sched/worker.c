@@ -245,10 +245,9 @@ static void drain_inbox(weft__worker *w)
  * A task has one spawn entry (weft__ready_spawn) and the queues hand each
  * entry out once (the deque's and run queue's CAS on their head), so the
  * consumer owns the task: no claim to win. Checked builds verify it. */
-static inline weft__task *claim(weft__worker *w, uintptr_t e)
+static inline weft__task *claim(uintptr_t e)
 {
     weft__task *t = weft__entry_task(e);
-    (void)w;
 #ifdef WEFT__CHECKED
     if (weft__entry_is_spawn(e) &&
         (atomic_fetch_or_explicit(&t->life, L_CLAIMED, memory_order_relaxed) & L_CLAIMED))
@@ -376,7 +375,7 @@ static weft__task *pick_local(weft__worker *w)
             continue; /* I/O completions made tasks runnable here */
         if (!e)
             return NULL;
-        return claim(w, e);
+        return claim(e);
     }
 }
 
@@ -392,7 +391,7 @@ weft__task *weft__spawn_take_back(weft__nursery *n)
         weft__deque_push(&w->spawnq, e); /* room: we just took one */
         return NULL;
     }
-    return claim(w, e);
+    return claim(e);
 }
 
 extern void weft__task_entry(void);
@@ -618,7 +617,7 @@ static weft__task *steal(weft__worker *w, bool with_runnext)
         if (!e)
             continue;
         WEFT__COUNT(w, steals, 1);
-        weft__task *t = claim(w, e);
+        weft__task *t = claim(e);
         if (WEFT__TRACING())
             weft__trace_steal(v->id, t);
         return t;
@@ -699,7 +698,7 @@ static weft__task *find_runnable(weft__worker *w, bool *spinning)
         uintptr_t e = weft__inject_pop(rt, &w->runq);
         if (e) {
             stop_spinning(w, spinning);
-            return claim(w, e);
+            return claim(e);
         }
         if (!*spinning) {
             unsigned zero = 0;

@@ -135,6 +135,14 @@ static void report_failure(weft__nursery *n, weft__task *t, int result)
 
 /* A child of n ended. After the fetch_add, n may be gone (its closer saw
  * the count reach zero), unless this was the end that reached it. */
+/* The opener's side of the count: only the opener's thread writes it
+ * (structured/internal.h), so a relaxed load and store, no locked add. */
+static inline void own_net_add(weft__nursery *n, int64_t d)
+{
+    atomic_store_explicit(&n->own_net, atomic_load_explicit(&n->own_net, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
 static void child_done(weft__nursery *n)
 {
     /* acq_rel: the child's writes, and everything before its end, happen
@@ -186,9 +194,7 @@ static void on_task_done(weft__task *t, int result)
     if (t->stack_host)
         /* Run inline by n's closer, which reads this after t's end on this
          * thread (structured/internal.h): no locked add on left. */
-        atomic_store_explicit(&n->own_net,
-                              atomic_load_explicit(&n->own_net, memory_order_relaxed) - 1,
-                              memory_order_relaxed);
+        own_net_add(n, -1);
     else
         child_done(n);
 }
@@ -403,9 +409,7 @@ int weft__spawn(weft__nursery *n, weft_fn fn, void *arg, const weft_spawn_attr *
      * one; a spawn by a child while n closes also takes itself from left,
      * as close has counted it over without it. */
     if (self && self == n->scope.owner)
-        atomic_store_explicit(&n->own_net,
-                              atomic_load_explicit(&n->own_net, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        own_net_add(n, 1);
     else if (atomic_fetch_add_explicit(&n->spawned, 1, memory_order_relaxed) & N_CLOSING)
         atomic_fetch_sub_explicit(&n->left, 1, memory_order_relaxed);
     WEFT__COUNT(w, tasks_spawned, 1);
